@@ -1,0 +1,206 @@
+//! Folding a call's events into one call record (CONTRACT §4). Pure: the record depends
+//! only on the set of events, never on the order they arrived in.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::notification::{AmdMode, AmdResult, Event, Status};
+
+/// An event as stored: the normalized fields plus what the store knows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub id: i64,
+    pub content_hash: String,
+    pub received_at: DateTime<Utc>,
+    pub event: Event,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    InProgress,
+    Completed,
+    Failed,
+    Unknown,
+}
+
+/// What happened to a call, in the terms a contact center uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Busy,
+    Declined,
+    NoAnswer,
+    Unavailable,
+    Failed,
+    Human,
+    Machine,
+    NoSpeech,
+    AmdUndetermined,
+    Connected,
+    Unknown,
+}
+
+macro_rules! snake_names {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The API and storage spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Reads the spelling back.
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+        }
+    };
+}
+
+snake_names!(CallState {
+    InProgress => "in_progress",
+    Completed => "completed",
+    Failed => "failed",
+    Unknown => "unknown",
+});
+
+snake_names!(Outcome {
+    Busy => "busy",
+    Declined => "declined",
+    NoAnswer => "no_answer",
+    Unavailable => "unavailable",
+    Failed => "failed",
+    Human => "human",
+    Machine => "machine",
+    NoSpeech => "no_speech",
+    AmdUndetermined => "amd_undetermined",
+    Connected => "connected",
+    Unknown => "unknown",
+});
+
+/// One record per call (CONTRACT §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Call {
+    pub conversation_id: String,
+    pub state: CallState,
+    pub status: Option<String>,
+    pub outcome: Outcome,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub sip_code: Option<u16>,
+    pub sip_reason: Option<String>,
+    pub duration_s: Option<i64>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub amd_mode: Option<AmdMode>,
+    pub amd_result: Option<AmdResult>,
+    pub occurred_at: DateTime<Utc>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub event_count: i64,
+}
+
+/// Folds the events of one call into its record; `None` for an empty set.
+///
+/// Events are expected to share one conversation id; the record takes the id of the first.
+pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
+    let first = events.first()?;
+    let with_status = |status: Status| {
+        events
+            .iter()
+            .filter(move |e| e.event.known_status() == Some(status))
+    };
+
+    let (state, deciding) = [
+        (CallState::Completed, Status::Completed),
+        (CallState::Failed, Status::Failed),
+        (CallState::InProgress, Status::Answered),
+    ]
+    .into_iter()
+    .find_map(|(state, status)| with_status(status).max_by(tie_break).map(|e| (state, Some(e))))
+    .unwrap_or((CallState::Unknown, events.iter().max_by(tie_break)));
+
+    let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
+    let from_terminal = |field: fn(&Event) -> Option<String>| terminal.and_then(|e| field(&e.event));
+
+    let connected_at = if state == CallState::Failed {
+        None
+    } else {
+        with_status(Status::Answered)
+            .chain(with_status(Status::Completed))
+            .filter_map(|e| e.event.connect_time)
+            .min()
+    };
+    let ended_at = terminal.and_then(|e| e.event.disconnect_time);
+    let amd_result = events.iter().filter_map(|e| e.event.amd_result).min();
+    let amd_mode = events.iter().filter_map(|e| e.event.amd_mode).max();
+    let first_seen_at = events.iter().map(|e| e.received_at).min()?;
+    let last_seen_at = events.iter().map(|e| e.received_at).max()?;
+    let sip_code = terminal.and_then(|e| e.event.sip_code);
+    let reason_code = from_terminal(|e| e.reason_code.clone());
+
+    Some(Call {
+        conversation_id: first.event.conversation_id.clone(),
+        state,
+        status: deciding.map(|e| e.event.status.clone()),
+        outcome: outcome(state, sip_code, reason_code.as_deref(), amd_result),
+        reason_code,
+        reason: from_terminal(|e| e.reason.clone()),
+        sip_code,
+        sip_reason: from_terminal(|e| e.sip_reason.clone()),
+        duration_s: terminal.and_then(|e| e.event.duration_s),
+        connected_at,
+        ended_at,
+        amd_mode,
+        amd_result,
+        occurred_at: connected_at.or(ended_at).unwrap_or(first_seen_at),
+        first_seen_at,
+        last_seen_at,
+        event_count: events.len() as i64,
+    })
+}
+
+/// Orders events that compete to decide a call: the later disconnect time wins, then the
+/// later connect time, then the greater content hash. Independent of arrival order.
+fn tie_break(a: &&RecordedEvent, b: &&RecordedEvent) -> std::cmp::Ordering {
+    let key = |e: &RecordedEvent| (e.event.disconnect_time, e.event.connect_time, e.content_hash.clone());
+    key(a).cmp(&key(b))
+}
+
+/// The first matching row of CONTRACT §4's outcome table.
+pub fn outcome(
+    state: CallState,
+    sip_code: Option<u16>,
+    reason_code: Option<&str>,
+    amd_result: Option<AmdResult>,
+) -> Outcome {
+    let code_in = |codes: &[u16]| sip_code.is_some_and(|c| codes.contains(&c));
+    let reason_in = |codes: &[&str]| reason_code.is_some_and(|r| codes.contains(&r));
+    if state == CallState::Failed {
+        return if code_in(&[486, 600]) || reason_in(&["busy-here", "busy-everywhere"]) {
+            Outcome::Busy
+        } else if code_in(&[480, 603]) || reason_in(&["temporarily-unavailable", "decline"]) {
+            Outcome::Declined
+        } else if code_in(&[408, 487]) || reason_in(&["request-timeout", "request-terminated"]) {
+            Outcome::NoAnswer
+        } else if sip_code.is_some_and(|c| (500..=599).contains(&c)) || reason_in(&["service-unavailable"]) {
+            Outcome::Unavailable
+        } else {
+            Outcome::Failed
+        };
+    }
+    match amd_result {
+        Some(AmdResult::HumanDetected) => Outcome::Human,
+        Some(AmdResult::MachineDetected | AmdResult::MachineStoppedSpeaking | AmdResult::ToneDetected) => {
+            Outcome::Machine
+        }
+        Some(AmdResult::NoSpeechDetected) => Outcome::NoSpeech,
+        Some(AmdResult::DecisionTimeout | AmdResult::Error | AmdResult::Stopped) => Outcome::AmdUndetermined,
+        None if matches!(state, CallState::Completed | CallState::InProgress) => Outcome::Connected,
+        None => Outcome::Unknown,
+    }
+}

@@ -1,0 +1,180 @@
+//! Gateway notifications: from raw request bytes to a typed, normalized [`Event`].
+//!
+//! Everything here is pure (no I/O). Each gateway wire format sits behind [`Format`], so
+//! that other gateways' payloads can be added beside the Kore.ai one without touching the
+//! HTTP layer or the store.
+
+mod canonical;
+mod fields;
+pub mod kore;
+pub mod time;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use canonical::content_hash;
+
+/// How local-time timestamps without an offset are read (CONTRACT §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormalizeSettings {
+    /// Zone of the gateway's local-time timestamps.
+    pub timezone: chrono_tz::Tz,
+    /// Order of day and month in `5/8/2023`.
+    pub date_order: DateOrder,
+}
+
+impl Default for NormalizeSettings {
+    fn default() -> Self {
+        Self {
+            timezone: chrono_tz::UTC,
+            date_order: DateOrder::Mdy,
+        }
+    }
+}
+
+/// Order of the day and month in the gateway's `M/D/YYYY` dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DateOrder {
+    /// `5/8/2023` is May 8th.
+    Mdy,
+    /// `5/8/2023` is August 5th.
+    Dmy,
+}
+
+/// The wire formats calltrail understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Kore.ai Voice Gateway call-status notifications.
+    Kore,
+}
+
+impl Format {
+    /// Parses one request body into a normalized notification, or says why it cannot be used.
+    pub fn parse(self, body: &[u8], settings: &NormalizeSettings) -> Result<Notification, Rejection> {
+        match self {
+            Format::Kore => kore::parse(body, settings),
+        }
+    }
+}
+
+/// A notification that passed validation: its normalized event plus what identifies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The normalized fields.
+    pub event: Event,
+    /// The JSON object as received (every key kept).
+    pub payload: serde_json::Value,
+    /// Hex SHA-256 of the payload's canonical JSON: equal for the same content whatever the
+    /// key order or whitespace. Together with the conversation id it identifies duplicates.
+    pub content_hash: String,
+}
+
+/// One notification, normalized (CONTRACT §3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub conversation_id: String,
+    /// Trimmed and lower-cased; see [`Status`] for the known values.
+    pub status: String,
+    pub reason_code: Option<String>,
+    pub reason_code_raw: Option<String>,
+    pub reason: Option<String>,
+    pub sip_code: Option<u16>,
+    pub sip_reason: Option<String>,
+    pub amd_mode: Option<AmdMode>,
+    pub amd_result: Option<AmdResult>,
+    pub duration_s: Option<i64>,
+    pub connect_time: Option<DateTime<Utc>>,
+    pub disconnect_time: Option<DateTime<Utc>>,
+    pub warnings: Vec<String>,
+}
+
+impl Event {
+    /// The known status this event carries, if any.
+    pub fn known_status(&self) -> Option<Status> {
+        Status::parse(&self.status)
+    }
+}
+
+/// Why a body could not become an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Not JSON, or JSON but not an object (answered 400).
+    #[error("{0}")]
+    Malformed(String),
+    /// A JSON object whose fields break CONTRACT §3.1 (answered 422).
+    #[error("{} invalid field(s)", .errors.len())]
+    Invalid {
+        /// The conversation id, when one could be read.
+        conversation_id: Option<String>,
+        errors: Vec<FieldError>,
+    },
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// The wire name of the field (`conversationId`, `duration`, …).
+    pub field: String,
+    pub message: String,
+}
+
+/// Generates the string conversions shared by the small vocabularies below.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire and storage spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// Reads the spelling back, ignoring case and surrounding whitespace.
+            pub fn parse(text: &str) -> Option<Self> {
+                let text = text.trim();
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(text))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// The statuses the gateway documents.
+    Status { Answered => "answered", Completed => "completed", Failed => "failed" }
+}
+
+vocabulary! {
+    /// The answering-machine-detection mode echoed on failed calls.
+    AmdMode { Disabled => "disabled", Detect => "detect", Disconnect => "disconnect" }
+}
+
+vocabulary! {
+    /// Answering-machine-detection results, declared from the highest precedence down
+    /// (CONTRACT §4: when a call's events disagree, the highest wins).
+    AmdResult {
+        ToneDetected => "amd_tone_detected",
+        MachineStoppedSpeaking => "amd_machine_stopped_speaking",
+        MachineDetected => "amd_machine_detected",
+        HumanDetected => "amd_human_detected",
+        NoSpeechDetected => "amd_no_speech_detected",
+        DecisionTimeout => "amd_decision_timeout",
+        Error => "amd_error",
+        Stopped => "amd_stopped",
+    }
+}

@@ -1,0 +1,1 @@
+//! Row types shared by both backends. (stub)
