@@ -2,5 +2,13 @@
 //! them into one record per call and serves call history and outcomes.
 
 pub mod call;
+pub mod cli;
+pub mod config;
+pub mod healthcheck;
+pub mod http;
+pub mod import;
+pub mod ingest;
 pub mod notification;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

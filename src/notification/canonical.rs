@@ -49,14 +49,21 @@ mod tests {
     #[test]
     fn key_order_and_whitespace_do_not_change_the_hash() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str("{ \"a\" : {\"x\":\"s\", \"y\":[1, 2]},\n \"b\": 1 }").unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"a\" : {\"x\":\"s\", \"y\":[1, 2]},\n \"b\": 1 }").unwrap();
         assert_eq!(content_hash(&a), content_hash(&b));
     }
 
     #[test]
     fn different_content_gives_a_different_hash() {
-        assert_ne!(content_hash(&json!({"a": 1})), content_hash(&json!({"a": 2})));
-        assert_ne!(content_hash(&json!({"a": [1, 2]})), content_hash(&json!({"a": [2, 1]})));
+        assert_ne!(
+            content_hash(&json!({"a": 1})),
+            content_hash(&json!({"a": 2}))
+        );
+        assert_ne!(
+            content_hash(&json!({"a": [1, 2]})),
+            content_hash(&json!({"a": [2, 1]}))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod canonical;
 mod fields;
 pub mod kore;
+pub mod normalize;
 pub mod time;
 
 use chrono::{DateTime, Utc};
@@ -51,7 +52,11 @@ pub enum Format {
 
 impl Format {
     /// Parses one request body into a normalized notification, or says why it cannot be used.
-    pub fn parse(self, body: &[u8], settings: &NormalizeSettings) -> Result<Notification, Rejection> {
+    pub fn parse(
+        self,
+        body: &[u8],
+        settings: &NormalizeSettings,
+    ) -> Result<Notification, Rejection> {
         match self {
             Format::Kore => kore::parse(body, settings),
         }

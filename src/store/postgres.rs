@@ -1,34 +1,319 @@
-//! postgres backend. (stub)
+//! The PostgreSQL backend, the production store: native `timestamptz`, `jsonb`, `bytea`.
+//!
+//! Several calltrail instances may share one database. Writes of one call are serialized
+//! by a transaction-scoped advisory lock on its conversation id (see [`lock_call`]).
 
-use super::{Delivery, NewDelivery, Recorded, Result, StoredEvent};
-use crate::call::Call;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgExecutor, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
+use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
+use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a request waits for a pooled connection (including connecting) before giving
+/// up, so that requests fail fast with [`StoreError::Unavailable`] while the server is down.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pool of connections to one PostgreSQL database.
 #[derive(Clone, Debug)]
-pub struct PgStore {}
+pub struct PgStore {
+    pool: PgPool,
+}
 
 impl PgStore {
-    pub fn connect_lazy(_url: &str, _max_connections: u32) -> Result<Self> {
-        todo!()
+    /// Prepares a pool for `url` (`postgres://…`) without connecting.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::BadUrl)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
     }
+
+    /// Applies the migrations in `migrations/postgres/`.
+    #[tracing::instrument(name = "postgres.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
-        todo!()
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
     }
+
+    /// Answers when the database does.
+    #[tracing::instrument(name = "postgres.ping", skip_all)]
     pub async fn ping(&self) -> Result<()> {
-        todo!()
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
     }
+
+    /// Stores the delivery and, for a notification, its event and re-folded call, in one
+    /// transaction.
+    #[tracing::instrument(name = "postgres.record", skip_all)]
     pub async fn record(
         &self,
-        _delivery: NewDelivery<'_>,
-        _parsed: &Result<Notification, Rejection>,
+        delivery: NewDelivery<'_>,
+        parsed: &Result<Notification, Rejection>,
     ) -> Result<Recorded> {
-        todo!()
+        let mut tx = self.pool.begin().await?;
+        let recorded = match parsed {
+            Err(rejection) => {
+                let outcome = DeliveryOutcome::rejected(rejection);
+                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
+                Recorded::Rejected { delivery_id }
+            }
+            Ok(notification) => {
+                let conversation_id = notification.event.conversation_id.as_str();
+                lock_call(&mut *tx, conversation_id).await?;
+                let new_event = insert_event(&mut *tx, notification, delivery.received_at).await?;
+                let (result, event_id) = match new_event {
+                    Some(id) => (DeliveryResult::Accepted, id),
+                    None => {
+                        let id =
+                            event_id(&mut *tx, conversation_id, &notification.content_hash).await?;
+                        (DeliveryResult::Duplicate, id)
+                    }
+                };
+                let outcome = DeliveryOutcome::stored(result, conversation_id, event_id);
+                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
+                if new_event.is_some() {
+                    refold_call(&mut tx, conversation_id).await?;
+                    Recorded::Accepted {
+                        delivery_id,
+                        event_id,
+                    }
+                } else {
+                    Recorded::Duplicate {
+                        delivery_id,
+                        event_id,
+                    }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(recorded)
     }
-    pub async fn call(&self, _conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
-        todo!()
+
+    /// The call record and its events in received order.
+    #[tracing::instrument(name = "postgres.call", skip(self))]
+    pub async fn call(&self, conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
+        // One snapshot for the record and its events.
+        let mut tx = self
+            .pool
+            .begin_with("begin transaction isolation level repeatable read, read only")
+            .await?;
+        let Some(call) = select_call(&mut *tx, conversation_id).await? else {
+            return Ok(None);
+        };
+        let events = select_events(&mut *tx, conversation_id).await?;
+        tx.commit().await?;
+        let events = events
+            .into_iter()
+            .map(StoredEvent::try_from)
+            .collect::<Result<_>>()?;
+        Ok(Some((Call::try_from(call)?, events)))
     }
-    pub async fn delivery(&self, _id: i64) -> Result<Option<Delivery>> {
-        todo!()
+
+    /// One entry of the delivery log.
+    #[tracing::instrument(name = "postgres.delivery", skip(self))]
+    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
+        let row: Option<DeliveryRow> = sqlx::query_as(
+            "select id, received_at, content_type, body, result, error, errors, conversation_id,
+                    event_id
+             from deliveries
+             where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Delivery::try_from).transpose()
     }
-    pub async fn close(&self) {}
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Waits until no other transaction, in this or another calltrail instance, is writing
+/// this call, and keeps others waiting until this transaction ends. Without it, two events
+/// of one call committed at the same time could each fold the call without the other.
+async fn lock_call(db: impl PgExecutor<'_>, conversation_id: &str) -> Result<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(conversation_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Inserts the event unless the same content is stored for this call; `None` if it is.
+async fn insert_event(
+    db: impl PgExecutor<'_>,
+    notification: &Notification,
+    received_at: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let event = &notification.event;
+    let id = sqlx::query_scalar(
+        "insert into events (conversation_id, content_hash, status, reason_code, reason_code_raw,
+                             reason, sip_code, sip_reason, amd_mode, amd_result, duration_s,
+                             connect_time, disconnect_time, warnings, payload, received_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         on conflict on constraint events_one_per_content do nothing
+         returning id",
+    )
+    .bind(&event.conversation_id)
+    .bind(&notification.content_hash)
+    .bind(&event.status)
+    .bind(&event.reason_code)
+    .bind(&event.reason_code_raw)
+    .bind(&event.reason)
+    .bind(sip_code_to_column(event.sip_code))
+    .bind(&event.sip_reason)
+    .bind(event.amd_mode.map(|mode| mode.as_str()))
+    .bind(event.amd_result.map(|result| result.as_str()))
+    .bind(event.duration_s)
+    .bind(event.connect_time)
+    .bind(event.disconnect_time)
+    .bind(Json(&event.warnings))
+    .bind(Json(&notification.payload))
+    .bind(received_at)
+    .fetch_optional(db)
+    .await?;
+    Ok(id)
+}
+
+/// The id of the stored event with this content.
+async fn event_id(
+    db: impl PgExecutor<'_>,
+    conversation_id: &str,
+    content_hash: &str,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "select id from events where conversation_id = $1 and content_hash = $2",
+    )
+    .bind(conversation_id)
+    .bind(content_hash)
+    .fetch_one(db)
+    .await?;
+    Ok(id)
+}
+
+async fn insert_delivery(
+    db: impl PgExecutor<'_>,
+    delivery: &NewDelivery<'_>,
+    outcome: &DeliveryOutcome<'_>,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "insert into deliveries (received_at, content_type, body, result, error, errors,
+                                 conversation_id, event_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         returning id",
+    )
+    .bind(delivery.received_at)
+    .bind(delivery.content_type)
+    .bind(delivery.body)
+    .bind(outcome.result.as_str())
+    .bind(&outcome.error)
+    .bind(outcome.errors)
+    .bind(outcome.conversation_id)
+    .bind(outcome.event_id)
+    .fetch_one(db)
+    .await?;
+    Ok(id)
+}
+
+/// Folds all events of the call again and writes the result over its record.
+async fn refold_call(db: &mut PgConnection, conversation_id: &str) -> Result<()> {
+    let events = select_events(&mut *db, conversation_id)
+        .await?
+        .into_iter()
+        .map(|row| StoredEvent::try_from(row).map(|stored| stored.recorded))
+        .collect::<Result<Vec<RecordedEvent>>>()?;
+    let call = call::fold(&events)
+        .ok_or_else(|| StoreError::Corrupt(format!("call {conversation_id:?} has no events")))?;
+    upsert_call(db, &call).await
+}
+
+async fn select_events(db: impl PgExecutor<'_>, conversation_id: &str) -> Result<Vec<EventRow>> {
+    let rows = sqlx::query_as(
+        "select id, conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
+                sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
+                disconnect_time, warnings, payload, received_at
+         from events
+         where conversation_id = $1
+         order by received_at, id",
+    )
+    .bind(conversation_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+async fn select_call(db: impl PgExecutor<'_>, conversation_id: &str) -> Result<Option<CallRow>> {
+    let row = sqlx::query_as(
+        "select conversation_id, state, status, outcome, reason_code, reason, sip_code,
+                sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
+                occurred_at, first_seen_at, last_seen_at, event_count
+         from calls
+         where conversation_id = $1",
+    )
+    .bind(conversation_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+async fn upsert_call(db: impl PgExecutor<'_>, call: &Call) -> Result<()> {
+    sqlx::query(
+        "insert into calls (conversation_id, state, status, outcome, reason_code, reason,
+                            sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
+                            amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
+                            updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         on conflict (conversation_id) do update set
+             state = excluded.state,
+             status = excluded.status,
+             outcome = excluded.outcome,
+             reason_code = excluded.reason_code,
+             reason = excluded.reason,
+             sip_code = excluded.sip_code,
+             sip_reason = excluded.sip_reason,
+             duration_s = excluded.duration_s,
+             connected_at = excluded.connected_at,
+             ended_at = excluded.ended_at,
+             amd_mode = excluded.amd_mode,
+             amd_result = excluded.amd_result,
+             occurred_at = excluded.occurred_at,
+             first_seen_at = excluded.first_seen_at,
+             last_seen_at = excluded.last_seen_at,
+             event_count = excluded.event_count,
+             updated_at = excluded.updated_at",
+    )
+    .bind(&call.conversation_id)
+    .bind(call.state.as_str())
+    .bind(&call.status)
+    .bind(call.outcome.as_str())
+    .bind(&call.reason_code)
+    .bind(&call.reason)
+    .bind(sip_code_to_column(call.sip_code))
+    .bind(&call.sip_reason)
+    .bind(call.duration_s)
+    .bind(call.connected_at)
+    .bind(call.ended_at)
+    .bind(call.amd_mode.map(|mode| mode.as_str()))
+    .bind(call.amd_result.map(|result| result.as_str()))
+    .bind(call.occurred_at)
+    .bind(call.first_seen_at)
+    .bind(call.last_seen_at)
+    .bind(call.event_count)
+    .bind(Utc::now())
+    .execute(db)
+    .await?;
+    Ok(())
 }

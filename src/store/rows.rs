@@ -1,1 +1,255 @@
-//! Row types shared by both backends. (stub)
+//! Row types shared by both backends, and their conversions into domain types.
+//!
+//! The column types decode the same way from PostgreSQL (`timestamptz`, `jsonb`, `bytea`)
+//! and from SQLite (fixed-width UTC text, JSON text, blob), so one `FromRow` struct serves
+//! both. Reading back never trusts a stored string: a value that is not a known spelling is
+//! [`StoreError::Corrupt`], not a panic.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use sqlx::types::Json;
+
+use super::{Delivery, DeliveryResult, Result, StoreError, StoredEvent};
+use crate::call::{Call, CallState, Outcome, RecordedEvent};
+use crate::notification::{AmdMode, AmdResult, Event, FieldError, Rejection};
+
+/// One row of `events`.
+#[derive(Debug, FromRow)]
+pub(super) struct EventRow {
+    pub id: i64,
+    pub conversation_id: String,
+    pub content_hash: String,
+    pub status: String,
+    pub reason_code: Option<String>,
+    pub reason_code_raw: Option<String>,
+    pub reason: Option<String>,
+    pub sip_code: Option<i32>,
+    pub sip_reason: Option<String>,
+    pub amd_mode: Option<String>,
+    pub amd_result: Option<String>,
+    pub duration_s: Option<i64>,
+    pub connect_time: Option<DateTime<Utc>>,
+    pub disconnect_time: Option<DateTime<Utc>>,
+    pub warnings: Json<Vec<String>>,
+    pub payload: Json<serde_json::Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self> {
+        let event = Event {
+            conversation_id: row.conversation_id,
+            status: row.status,
+            reason_code: row.reason_code,
+            reason_code_raw: row.reason_code_raw,
+            reason: row.reason,
+            sip_code: sip_code_from_column(row.sip_code)?,
+            sip_reason: row.sip_reason,
+            amd_mode: spelling("amd_mode", row.amd_mode, AmdMode::parse)?,
+            amd_result: spelling("amd_result", row.amd_result, AmdResult::parse)?,
+            duration_s: row.duration_s,
+            connect_time: row.connect_time,
+            disconnect_time: row.disconnect_time,
+            warnings: row.warnings.0,
+        };
+        Ok(StoredEvent {
+            recorded: RecordedEvent {
+                id: row.id,
+                content_hash: row.content_hash,
+                received_at: row.received_at,
+                event,
+            },
+            payload: row.payload.0,
+        })
+    }
+}
+
+/// One row of `calls` (without `updated_at`, which is bookkeeping, not part of a [`Call`]).
+#[derive(Debug, FromRow)]
+pub(super) struct CallRow {
+    pub conversation_id: String,
+    pub state: String,
+    pub status: Option<String>,
+    pub outcome: String,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub sip_code: Option<i32>,
+    pub sip_reason: Option<String>,
+    pub duration_s: Option<i64>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub amd_mode: Option<String>,
+    pub amd_result: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub event_count: i64,
+}
+
+impl TryFrom<CallRow> for Call {
+    type Error = StoreError;
+
+    fn try_from(row: CallRow) -> Result<Self> {
+        Ok(Call {
+            conversation_id: row.conversation_id,
+            state: required("state", row.state, CallState::parse)?,
+            status: row.status,
+            outcome: required("outcome", row.outcome, Outcome::parse)?,
+            reason_code: row.reason_code,
+            reason: row.reason,
+            sip_code: sip_code_from_column(row.sip_code)?,
+            sip_reason: row.sip_reason,
+            duration_s: row.duration_s,
+            connected_at: row.connected_at,
+            ended_at: row.ended_at,
+            amd_mode: spelling("amd_mode", row.amd_mode, AmdMode::parse)?,
+            amd_result: spelling("amd_result", row.amd_result, AmdResult::parse)?,
+            occurred_at: row.occurred_at,
+            first_seen_at: row.first_seen_at,
+            last_seen_at: row.last_seen_at,
+            event_count: row.event_count,
+        })
+    }
+}
+
+/// One row of `deliveries`.
+#[derive(Debug, FromRow)]
+pub(super) struct DeliveryRow {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub result: String,
+    pub error: Option<String>,
+    pub errors: Option<Json<Vec<FieldError>>>,
+    pub conversation_id: Option<String>,
+    pub event_id: Option<i64>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+
+    fn try_from(row: DeliveryRow) -> Result<Self> {
+        Ok(Delivery {
+            id: row.id,
+            received_at: row.received_at,
+            content_type: row.content_type,
+            body: row.body,
+            result: required("result", row.result, DeliveryResult::parse)?,
+            error: row.error,
+            errors: row.errors.map(|errors| errors.0).unwrap_or_default(),
+            conversation_id: row.conversation_id,
+            event_id: row.event_id,
+        })
+    }
+}
+
+/// What a delivery row says about its body, apart from the body itself.
+#[derive(Debug)]
+pub(super) struct DeliveryOutcome<'a> {
+    pub result: DeliveryResult,
+    pub error: Option<String>,
+    /// `None` for a body that is not a JSON object: there are no fields to blame.
+    pub errors: Option<Json<&'a [FieldError]>>,
+    pub conversation_id: Option<&'a str>,
+    pub event_id: Option<i64>,
+}
+
+impl<'a> DeliveryOutcome<'a> {
+    /// A body that could not become an event. `error` is the rejection's own wording.
+    pub fn rejected(rejection: &'a Rejection) -> Self {
+        let (conversation_id, errors) = match rejection {
+            Rejection::Malformed(_) => (None, None),
+            Rejection::Invalid {
+                conversation_id,
+                errors,
+            } => (conversation_id.as_deref(), Some(Json(errors.as_slice()))),
+        };
+        Self {
+            result: DeliveryResult::Rejected,
+            error: Some(rejection.to_string()),
+            errors,
+            conversation_id,
+            event_id: None,
+        }
+    }
+
+    /// A notification whose event is stored: new (`Accepted`) or seen before (`Duplicate`).
+    pub fn stored(result: DeliveryResult, conversation_id: &'a str, event_id: i64) -> Self {
+        Self {
+            result,
+            error: None,
+            errors: None,
+            conversation_id: Some(conversation_id),
+            event_id: Some(event_id),
+        }
+    }
+}
+
+/// The SIP code as stored (`integer`).
+pub(super) fn sip_code_to_column(code: Option<u16>) -> Option<i32> {
+    code.map(i32::from)
+}
+
+fn sip_code_from_column(code: Option<i32>) -> Result<Option<u16>> {
+    code.map(|code| {
+        u16::try_from(code)
+            .map_err(|_| StoreError::Corrupt(format!("sip_code {code} is out of range")))
+    })
+    .transpose()
+}
+
+/// Reads an optional column holding one of a vocabulary's spellings.
+fn spelling<T>(
+    column: &str,
+    text: Option<String>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    text.map(|text| required(column, text, parse)).transpose()
+}
+
+/// Reads a column holding one of a vocabulary's spellings.
+fn required<T>(column: &str, text: String, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} {text:?} is not a known value")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::FieldError;
+
+    #[test]
+    fn unknown_spellings_are_corrupt_not_panics() {
+        let err = required("state", "flying".to_owned(), CallState::parse).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt(ref m) if m.contains("flying")),
+            "{err:?}"
+        );
+        assert!(sip_code_from_column(Some(-1)).is_err());
+        assert_eq!(sip_code_from_column(Some(486)).unwrap(), Some(486));
+    }
+
+    #[test]
+    fn a_rejected_object_keeps_its_conversation_id_and_field_errors() {
+        let rejection = Rejection::Invalid {
+            conversation_id: Some("c-1".to_owned()),
+            errors: vec![FieldError {
+                field: "status".to_owned(),
+                message: "is required".to_owned(),
+            }],
+        };
+        let outcome = DeliveryOutcome::rejected(&rejection);
+        assert_eq!(outcome.result, DeliveryResult::Rejected);
+        assert_eq!(outcome.conversation_id, Some("c-1"));
+        assert_eq!(outcome.errors.map(|e| e.0.len()), Some(1));
+        assert_eq!(outcome.error.as_deref(), Some("1 invalid field(s)"));
+
+        let malformed = Rejection::Malformed("expected a JSON object".to_owned());
+        let outcome = DeliveryOutcome::rejected(&malformed);
+        assert!(outcome.errors.is_none());
+        assert_eq!(outcome.error.as_deref(), Some("expected a JSON object"));
+    }
+}

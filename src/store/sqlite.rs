@@ -1,34 +1,344 @@
-//! sqlite backend. (stub)
+//! The SQLite backend: one file, write-ahead log, every commit synced to disk.
+//!
+//! Timestamps are written as fixed-width UTC text (see [`utc_text`]) so that text order is
+//! time order; JSON is text; bodies are blobs.
 
-use super::{Delivery, NewDelivery, Recorded, Result, StoredEvent};
-use crate::call::Call;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteExecutor, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+
+use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
+use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
+use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another writer's transaction before giving up (as
+/// [`StoreError::Unavailable`]).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a pooled connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pool of connections to one SQLite file.
 #[derive(Clone, Debug)]
-pub struct SqliteStore {}
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
 
 impl SqliteStore {
-    pub fn connect_lazy(_url: &str, _max_connections: u32) -> Result<Self> {
-        todo!()
+    /// Prepares a pool for `url` (`sqlite://PATH`); the file is created on first use.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::BadUrl)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A 200 promises the delivery is on disk: sync every commit, not only checkpoints.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
     }
+
+    /// Applies the migrations in `migrations/sqlite/`.
+    #[tracing::instrument(name = "sqlite.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
-        todo!()
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
     }
+
+    /// Answers when the database does.
+    #[tracing::instrument(name = "sqlite.ping", skip_all)]
     pub async fn ping(&self) -> Result<()> {
-        todo!()
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
     }
+
+    /// Stores the delivery and, for a notification, its event and re-folded call, in one
+    /// transaction.
+    #[tracing::instrument(name = "sqlite.record", skip_all)]
     pub async fn record(
         &self,
-        _delivery: NewDelivery<'_>,
-        _parsed: &Result<Notification, Rejection>,
+        delivery: NewDelivery<'_>,
+        parsed: &Result<Notification, Rejection>,
     ) -> Result<Recorded> {
-        todo!()
+        // `begin immediate` takes the write lock up front: a writer waiting for another one
+        // waits in busy_timeout, instead of failing when a read lock cannot be upgraded.
+        let mut tx = self.pool.begin_with("begin immediate").await?;
+        let recorded = match parsed {
+            Err(rejection) => {
+                let outcome = DeliveryOutcome::rejected(rejection);
+                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
+                Recorded::Rejected { delivery_id }
+            }
+            Ok(notification) => {
+                let conversation_id = notification.event.conversation_id.as_str();
+                let new_event = insert_event(&mut *tx, notification, delivery.received_at).await?;
+                let (result, event_id) = match new_event {
+                    Some(id) => (DeliveryResult::Accepted, id),
+                    None => {
+                        let id =
+                            event_id(&mut *tx, conversation_id, &notification.content_hash).await?;
+                        (DeliveryResult::Duplicate, id)
+                    }
+                };
+                let outcome = DeliveryOutcome::stored(result, conversation_id, event_id);
+                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
+                if new_event.is_some() {
+                    refold_call(&mut tx, conversation_id).await?;
+                    Recorded::Accepted {
+                        delivery_id,
+                        event_id,
+                    }
+                } else {
+                    Recorded::Duplicate {
+                        delivery_id,
+                        event_id,
+                    }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(recorded)
     }
-    pub async fn call(&self, _conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
-        todo!()
+
+    /// The call record and its events in received order.
+    #[tracing::instrument(name = "sqlite.call", skip(self))]
+    pub async fn call(&self, conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
+        // One read transaction: the record and its events come from the same snapshot.
+        let mut tx = self.pool.begin().await?;
+        let Some(call) = select_call(&mut *tx, conversation_id).await? else {
+            return Ok(None);
+        };
+        let events = select_events(&mut *tx, conversation_id).await?;
+        tx.commit().await?;
+        let events = events
+            .into_iter()
+            .map(StoredEvent::try_from)
+            .collect::<Result<_>>()?;
+        Ok(Some((Call::try_from(call)?, events)))
     }
-    pub async fn delivery(&self, _id: i64) -> Result<Option<Delivery>> {
-        todo!()
+
+    /// One entry of the delivery log.
+    #[tracing::instrument(name = "sqlite.delivery", skip(self))]
+    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
+        let row: Option<DeliveryRow> = sqlx::query_as(
+            "select id, received_at, content_type, body, result, error, errors, conversation_id,
+                    event_id
+             from deliveries
+             where id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Delivery::try_from).transpose()
     }
-    pub async fn close(&self) {}
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The one way a timestamp is written to SQLite: UTC, microseconds, fixed width
+/// (`2023-05-08T11:32:49.000000Z`), so that comparing the text compares the instants.
+fn utc_text(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Inserts the event unless the same content is stored for this call; `None` if it is.
+async fn insert_event(
+    db: impl SqliteExecutor<'_>,
+    notification: &Notification,
+    received_at: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let event = &notification.event;
+    let id = sqlx::query_scalar(
+        "insert into events (conversation_id, content_hash, status, reason_code, reason_code_raw,
+                             reason, sip_code, sip_reason, amd_mode, amd_result, duration_s,
+                             connect_time, disconnect_time, warnings, payload, received_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         on conflict (conversation_id, content_hash) do nothing
+         returning id",
+    )
+    .bind(&event.conversation_id)
+    .bind(&notification.content_hash)
+    .bind(&event.status)
+    .bind(&event.reason_code)
+    .bind(&event.reason_code_raw)
+    .bind(&event.reason)
+    .bind(sip_code_to_column(event.sip_code))
+    .bind(&event.sip_reason)
+    .bind(event.amd_mode.map(|mode| mode.as_str()))
+    .bind(event.amd_result.map(|result| result.as_str()))
+    .bind(event.duration_s)
+    .bind(event.connect_time.map(utc_text))
+    .bind(event.disconnect_time.map(utc_text))
+    .bind(Json(&event.warnings))
+    .bind(Json(&notification.payload))
+    .bind(utc_text(received_at))
+    .fetch_optional(db)
+    .await?;
+    Ok(id)
+}
+
+/// The id of the stored event with this content.
+async fn event_id(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: &str,
+    content_hash: &str,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "select id from events where conversation_id = ?1 and content_hash = ?2",
+    )
+    .bind(conversation_id)
+    .bind(content_hash)
+    .fetch_one(db)
+    .await?;
+    Ok(id)
+}
+
+async fn insert_delivery(
+    db: impl SqliteExecutor<'_>,
+    delivery: &NewDelivery<'_>,
+    outcome: &DeliveryOutcome<'_>,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "insert into deliveries (received_at, content_type, body, result, error, errors,
+                                 conversation_id, event_id)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         returning id",
+    )
+    .bind(utc_text(delivery.received_at))
+    .bind(delivery.content_type)
+    .bind(delivery.body)
+    .bind(outcome.result.as_str())
+    .bind(&outcome.error)
+    .bind(outcome.errors)
+    .bind(outcome.conversation_id)
+    .bind(outcome.event_id)
+    .fetch_one(db)
+    .await?;
+    Ok(id)
+}
+
+/// Folds all events of the call again and writes the result over its record.
+async fn refold_call(db: &mut SqliteConnection, conversation_id: &str) -> Result<()> {
+    let events = select_events(&mut *db, conversation_id)
+        .await?
+        .into_iter()
+        .map(|row| StoredEvent::try_from(row).map(|stored| stored.recorded))
+        .collect::<Result<Vec<RecordedEvent>>>()?;
+    let call = call::fold(&events)
+        .ok_or_else(|| StoreError::Corrupt(format!("call {conversation_id:?} has no events")))?;
+    upsert_call(db, &call).await
+}
+
+async fn select_events(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: &str,
+) -> Result<Vec<EventRow>> {
+    let rows = sqlx::query_as(
+        "select id, conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
+                sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
+                disconnect_time, warnings, payload, received_at
+         from events
+         where conversation_id = ?1
+         order by received_at, id",
+    )
+    .bind(conversation_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+async fn select_call(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: &str,
+) -> Result<Option<CallRow>> {
+    let row = sqlx::query_as(
+        "select conversation_id, state, status, outcome, reason_code, reason, sip_code,
+                sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
+                occurred_at, first_seen_at, last_seen_at, event_count
+         from calls
+         where conversation_id = ?1",
+    )
+    .bind(conversation_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+async fn upsert_call(db: impl SqliteExecutor<'_>, call: &Call) -> Result<()> {
+    sqlx::query(
+        "insert into calls (conversation_id, state, status, outcome, reason_code, reason,
+                            sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
+                            amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
+                            updated_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         on conflict (conversation_id) do update set
+             state = excluded.state,
+             status = excluded.status,
+             outcome = excluded.outcome,
+             reason_code = excluded.reason_code,
+             reason = excluded.reason,
+             sip_code = excluded.sip_code,
+             sip_reason = excluded.sip_reason,
+             duration_s = excluded.duration_s,
+             connected_at = excluded.connected_at,
+             ended_at = excluded.ended_at,
+             amd_mode = excluded.amd_mode,
+             amd_result = excluded.amd_result,
+             occurred_at = excluded.occurred_at,
+             first_seen_at = excluded.first_seen_at,
+             last_seen_at = excluded.last_seen_at,
+             event_count = excluded.event_count,
+             updated_at = excluded.updated_at",
+    )
+    .bind(&call.conversation_id)
+    .bind(call.state.as_str())
+    .bind(&call.status)
+    .bind(call.outcome.as_str())
+    .bind(&call.reason_code)
+    .bind(&call.reason)
+    .bind(sip_code_to_column(call.sip_code))
+    .bind(&call.sip_reason)
+    .bind(call.duration_s)
+    .bind(call.connected_at.map(utc_text))
+    .bind(call.ended_at.map(utc_text))
+    .bind(call.amd_mode.map(|mode| mode.as_str()))
+    .bind(call.amd_result.map(|result| result.as_str()))
+    .bind(utc_text(call.occurred_at))
+    .bind(utc_text(call.first_seen_at))
+    .bind(utc_text(call.last_seen_at))
+    .bind(call.event_count)
+    .bind(utc_text(Utc::now()))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_are_fixed_width_utc_with_microseconds() {
+        let at = Utc.with_ymd_and_hms(2023, 5, 8, 11, 32, 49).unwrap();
+        assert_eq!(utc_text(at), "2023-05-08T11:32:49.000000Z");
+        let at = at + chrono::TimeDelta::nanoseconds(1_234_567);
+        assert_eq!(utc_text(at), "2023-05-08T11:32:49.001234Z");
+    }
 }

@@ -1,0 +1,247 @@
+//! `POST /notify` and `POST /notify/{token}` (CONTRACT §3): authenticate, read the body
+//! within its limit, then hand it to the pipeline and answer only after the commit.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{bearer, header_value};
+use super::error::{ApiError, Result};
+use super::health::Readiness;
+use super::{AppState, NotifyGuard};
+use crate::ingest::{Ingest, Ingested};
+use crate::notification::Rejection;
+use crate::store::Recorded;
+
+/// The header a dial-out can ask the gateway to send through `notifyHeaders`.
+pub const TOKEN_HEADER: &str = "x-calltrail-token";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/notify", post(notify))
+        .route("/notify/{token}", post(notify_with_path_token))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The `200` answer.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    result: &'static str,
+    delivery_id: i64,
+    event_id: i64,
+    conversation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
+}
+
+async fn notify(
+    State(state): State<AppState>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>> {
+    let query_token = query.ok().and_then(|Query(q)| q.token);
+    receive(state, query_token.as_deref(), headers, body).await
+}
+
+async fn notify_with_path_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>> {
+    receive(state, Some(&token), headers, body).await
+}
+
+async fn receive(
+    state: AppState,
+    token: Option<&str>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>> {
+    authenticate(&state.notify, token, &headers)?;
+    let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
+    let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
+    ingest(&state.ingest, &state.readiness, &body, content_type).await
+}
+
+/// Any one of the token sources may carry a configured token.
+fn authenticate(guard: &NotifyGuard, token: Option<&str>, headers: &HeaderMap) -> Result<()> {
+    if guard.tokens.is_open() {
+        return Ok(());
+    }
+    let presented = [token, bearer(headers), header_value(headers, TOKEN_HEADER)];
+    if presented
+        .into_iter()
+        .flatten()
+        .any(|t| guard.tokens.accepts(t))
+    {
+        return Ok(());
+    }
+    let count = guard.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::warn!(
+        unauthorized_total = count,
+        "notification with a missing or wrong token turned away"
+    );
+    Err(ApiError::Unauthorized(
+        "a valid notification token is required",
+    ))
+}
+
+/// Reads at most `limit` bytes; a declared or actual larger body is a 413.
+async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+    let declared =
+        header_value(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let mut body = body;
+    let mut buffer = BytesMut::new();
+    if declared.is_none_or(|len| len <= limit as u64) {
+        let mut too_large = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| ApiError::Malformed {
+                detail: format!("the body could not be read: {err}"),
+                delivery_id: None,
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buffer.len() + data.len() > limit {
+                too_large = true;
+                break;
+            }
+            buffer.extend_from_slice(&data);
+        }
+        if !too_large {
+            return Ok(buffer.freeze());
+        }
+    }
+    drain(body).await;
+    Err(ApiError::PayloadTooLarge { limit })
+}
+
+/// Reads and discards what is left of an oversized body, within bounds, before answering:
+/// closing a connection with unread data makes the client's TCP stack see a reset instead
+/// of our 413.
+async fn drain(mut body: Body) {
+    const DRAIN_BYTES: usize = 8 << 20;
+    let discard = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), discard).await;
+}
+
+async fn ingest(
+    pipeline: &Ingest,
+    readiness: &Readiness,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Result<Json<Receipt>> {
+    readiness.check()?;
+    let Ingested { recorded, parsed } = pipeline.ingest(body, content_type).await?;
+    log_recorded(&recorded, &parsed);
+    match (recorded, parsed) {
+        (
+            Recorded::Accepted {
+                delivery_id,
+                event_id,
+            },
+            Ok(notification),
+        ) => Ok(Json(Receipt {
+            result: "accepted",
+            delivery_id,
+            event_id,
+            conversation_id: notification.event.conversation_id,
+            warnings: Some(notification.event.warnings),
+        })),
+        (
+            Recorded::Duplicate {
+                delivery_id,
+                event_id,
+            },
+            Ok(notification),
+        ) => Ok(Json(Receipt {
+            result: "duplicate",
+            delivery_id,
+            event_id,
+            conversation_id: notification.event.conversation_id,
+            warnings: None,
+        })),
+        (Recorded::Rejected { delivery_id }, Err(Rejection::Malformed(detail))) => {
+            Err(ApiError::Malformed {
+                detail,
+                delivery_id: Some(delivery_id),
+            })
+        }
+        (Recorded::Rejected { delivery_id }, Err(Rejection::Invalid { errors, .. })) => {
+            Err(ApiError::Invalid {
+                errors,
+                delivery_id: Some(delivery_id),
+            })
+        }
+        (recorded, parsed) => Err(ApiError::Internal(anyhow::anyhow!(
+            "store answered {recorded:?} for a parse result of {:?}",
+            parsed.map(|_| "a notification")
+        ))),
+    }
+}
+
+fn log_recorded(
+    recorded: &Recorded,
+    parsed: &Result<crate::notification::Notification, Rejection>,
+) {
+    let conversation_id = match parsed {
+        Ok(notification) => Some(notification.event.conversation_id.as_str()),
+        Err(Rejection::Invalid {
+            conversation_id, ..
+        }) => conversation_id.as_deref(),
+        Err(Rejection::Malformed(_)) => None,
+    };
+    match recorded {
+        Recorded::Accepted {
+            delivery_id,
+            event_id,
+        }
+        | Recorded::Duplicate {
+            delivery_id,
+            event_id,
+        } => {
+            let result = if matches!(recorded, Recorded::Accepted { .. }) {
+                "accepted"
+            } else {
+                "duplicate"
+            };
+            tracing::info!(
+                result,
+                delivery_id,
+                event_id,
+                conversation_id,
+                "notification recorded"
+            );
+        }
+        Recorded::Rejected { delivery_id } => {
+            tracing::info!(
+                result = "rejected",
+                delivery_id,
+                conversation_id,
+                "notification rejected"
+            );
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Building and running the service: bind, wire the state, migrate in the background, serve.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::auth::Secrets;
+use crate::http::error::DisplayChain;
+use crate::http::health::Readiness;
+use crate::http::{AppState, NotifyGuard};
+use crate::ingest::Ingest;
+use crate::notification::Format;
+use crate::store::Store;
+
+/// A bound, ready-to-serve calltrail.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and wires the state. Does not touch the
+    /// database: migrations start with [`Application::run_until`], so the service comes up
+    /// (and reports 503) while its database is down.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)
+            .context("cannot use database.url")?;
+        let listener = TcpListener::bind(settings.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        warn_if_open(settings);
+        let state = AppState {
+            ingest: Ingest::new(
+                store.clone(),
+                Format::Kore,
+                settings.notify.normalize_settings(),
+            ),
+            store,
+            notify: NotifyGuard {
+                tokens: Secrets::new(&settings.notify.tokens),
+                max_body_bytes: settings.notify.max_body_bytes,
+                unauthorized: Arc::default(),
+            },
+            api_keys: Secrets::new(&settings.api.keys),
+            readiness: Readiness::default(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
+        let migrator = tokio::spawn(migrate_until_ready(
+            store.clone(),
+            self.state.readiness.clone(),
+        ));
+        tracing::info!(
+            address = %self.listener.local_addr()?,
+            database = store.backend(),
+            "calltrail listening"
+        );
+        let app = crate::http::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server failed")?;
+        migrator.abort();
+        store.close().await;
+        tracing::info!("calltrail stopped");
+        Ok(())
+    }
+}
+
+/// Applies migrations, retrying with backoff while the database cannot be reached.
+async fn migrate_until_ready(store: Store, readiness: Readiness) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match store.migrate().await {
+            Ok(()) => {
+                tracing::info!(database = store.backend(), "database ready");
+                readiness.set_ready();
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %DisplayChain(&err), retry_in_s = delay.as_secs_f32(), "cannot migrate the database");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn warn_if_open(settings: &Settings) {
+    if settings.notify.tokens.is_empty() {
+        tracing::warn!(
+            "notify.tokens is empty: /notify accepts notifications from anyone who can reach it"
+        );
+    }
+    if settings.api.keys.is_empty() {
+        tracing::warn!("api.keys is empty: /v1 answers anyone who can reach it");
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
