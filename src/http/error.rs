@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::notification::FieldError;
+use crate::notification::{FieldError, Rejection};
 use crate::store::StoreError;
 
 /// Result alias for handlers.
@@ -25,8 +25,9 @@ pub enum ApiError {
         detail: String,
         delivery_id: Option<i64>,
     },
-    #[error("the notification has invalid fields")]
+    #[error("{detail}")]
     Invalid {
+        detail: String,
         errors: Vec<FieldError>,
         delivery_id: Option<i64>,
     },
@@ -66,6 +67,23 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// The answer for a body the store kept as a rejected delivery.
+    pub fn rejected(rejection: Rejection, delivery_id: i64) -> Self {
+        let detail = rejection.to_string();
+        let delivery_id = Some(delivery_id);
+        match rejection {
+            Rejection::Malformed(_) => ApiError::Malformed {
+                detail,
+                delivery_id,
+            },
+            Rejection::Invalid { errors, .. } => ApiError::Invalid {
+                detail,
+                errors,
+                delivery_id,
+            },
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -111,6 +129,7 @@ impl ApiError {
             ApiError::Invalid {
                 errors,
                 delivery_id,
+                ..
             } => (Some(errors.clone()), *delivery_id),
             _ => (None, None),
         };

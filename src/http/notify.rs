@@ -183,17 +183,8 @@ async fn ingest(
             conversation_id: notification.event.conversation_id,
             warnings: None,
         })),
-        (Recorded::Rejected { delivery_id }, Err(Rejection::Malformed(detail))) => {
-            Err(ApiError::Malformed {
-                detail,
-                delivery_id: Some(delivery_id),
-            })
-        }
-        (Recorded::Rejected { delivery_id }, Err(Rejection::Invalid { errors, .. })) => {
-            Err(ApiError::Invalid {
-                errors,
-                delivery_id: Some(delivery_id),
-            })
+        (Recorded::Rejected { delivery_id }, Err(rejection)) => {
+            Err(ApiError::rejected(rejection, delivery_id))
         }
         (recorded, parsed) => Err(ApiError::Internal(anyhow::anyhow!(
             "store answered {recorded:?} for a parse result of {:?}",

@@ -108,12 +108,20 @@ pub enum Rejection {
     #[error("{0}")]
     Malformed(String),
     /// A JSON object whose fields break CONTRACT §3.1 (answered 422).
-    #[error("{} invalid field(s)", .errors.len())]
+    #[error("invalid fields: {}", field_list(.errors))]
     Invalid {
         /// The conversation id, when one could be read.
         conversation_id: Option<String>,
         errors: Vec<FieldError>,
     },
+}
+
+fn field_list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One field that failed validation.

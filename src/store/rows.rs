@@ -245,7 +245,7 @@ mod tests {
         assert_eq!(outcome.result, DeliveryResult::Rejected);
         assert_eq!(outcome.conversation_id, Some("c-1"));
         assert_eq!(outcome.errors.map(|e| e.0.len()), Some(1));
-        assert_eq!(outcome.error.as_deref(), Some("1 invalid field(s)"));
+        assert_eq!(outcome.error.as_deref(), Some("invalid fields: status"));
 
         let malformed = Rejection::Malformed("expected a JSON object".to_owned());
         let outcome = DeliveryOutcome::rejected(&malformed);
