@@ -16,7 +16,9 @@ pub struct RecordedEvent {
 }
 
 /// Where a call stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     InProgress,
@@ -26,7 +28,9 @@ pub enum CallState {
 }
 
 /// What happened to a call, in the terms a contact center uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Busy,
@@ -83,25 +87,36 @@ snake_names!(Outcome {
 });
 
 /// One record per call (CONTRACT §4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Call {
     pub conversation_id: String,
     pub state: CallState,
+    /// The status of the event that decided `state`.
     pub status: Option<String>,
     pub outcome: Outcome,
+    /// Canonical reason code of the terminal event, e.g. `busy-here`.
     pub reason_code: Option<String>,
+    /// The terminal event's reason as received, e.g. `486 Busy Here`.
     pub reason: Option<String>,
     pub sip_code: Option<u16>,
     pub sip_reason: Option<String>,
+    /// Whole seconds, from the terminal event.
     pub duration_s: Option<i64>,
+    /// Earliest connect time of the answered/completed events; null for a failed call.
     pub connected_at: Option<DateTime<Utc>>,
+    /// The terminal event's disconnect time.
     pub ended_at: Option<DateTime<Utc>>,
     pub amd_mode: Option<AmdMode>,
+    /// The highest answering-machine-detection result among the events.
     pub amd_result: Option<AmdResult>,
+    /// `connected_at`, else `ended_at`, else `first_seen_at`: the time lists sort and filter on.
     pub occurred_at: DateTime<Utc>,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub event_count: i64,
+    /// The dial-out this call came from (its `callId` or `sid` is the call's
+    /// `conversation_id`); null for a call calltrail did not place.
+    pub dialout: Option<crate::dialout::DialoutLink>,
 }
 
 /// Folds the events of one call into its record; `None` for an empty set.
@@ -166,6 +181,8 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
         first_seen_at,
         last_seen_at,
         event_count: events.len() as i64,
+        // Not derived from events: the store attaches it when the call is read.
+        dialout: None,
     })
 }
 

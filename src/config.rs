@@ -3,13 +3,23 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::ingest::GroupCommitSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "calltrail.toml";
+
+/// The largest `notify.batch_max`: bigger batches only add latency, and multi-row
+/// statements must stay within the databases' limits on bound parameters.
+const MAX_BATCH: usize = 4096;
+/// The longest `notify.batch_wait_ms`: every request of a batch waits this long.
+const MAX_BATCH_WAIT_MS: u64 = 1000;
+/// The most `notify.writers`: each holds a database connection while it writes.
+const MAX_WRITERS: usize = 16;
 
 /// Everything calltrail can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -20,6 +30,7 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub api: ApiSettings,
     pub log: LogSettings,
+    pub dialout: DialoutSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +82,16 @@ pub struct NotifySettings {
     /// Day/month order of the gateway's dates.
     #[serde(deserialize_with = "deserialize_date_order")]
     pub date_order: DateOrder,
+    /// Bodies that may wait for the group-commit writer; when full, `/notify` answers 503.
+    pub queue_capacity: usize,
+    /// The most bodies the writer records in one transaction.
+    pub batch_max: usize,
+    /// How long the writer waits for more bodies before writing a batch that is not full;
+    /// 0 writes whatever is waiting at once (a batch fills while the previous one commits).
+    pub batch_wait_ms: u64,
+    /// Group-commit writers, each taking batches from the one queue in a transaction of its
+    /// own.
+    pub writers: usize,
 }
 
 impl Default for NotifySettings {
@@ -80,6 +101,10 @@ impl Default for NotifySettings {
             max_body_bytes: 65_536,
             timezone: chrono_tz::UTC,
             date_order: DateOrder::Mdy,
+            queue_capacity: 1024,
+            batch_max: 256,
+            batch_wait_ms: 0,
+            writers: 1,
         }
     }
 }
@@ -92,6 +117,16 @@ impl NotifySettings {
             date_order: self.date_order,
         }
     }
+
+    /// How the group-commit writers batch.
+    pub fn group_commit_settings(&self) -> GroupCommitSettings {
+        GroupCommitSettings {
+            queue_capacity: self.queue_capacity,
+            batch_max: self.batch_max,
+            batch_wait: Duration::from_millis(self.batch_wait_ms),
+            writers: self.writers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,6 +134,112 @@ impl NotifySettings {
 pub struct ApiSettings {
     /// Accepted API keys for `/v1/*`; empty means the API is open.
     pub keys: Vec<String>,
+}
+
+/// Placing dial-outs through the voice gateway (`POST /v1/dialouts`); off while `base_url`
+/// is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialoutSettings {
+    /// The gateway's host, e.g. `https://platform.kore.ai`; empty turns dial-outs off.
+    pub base_url: String,
+    /// Which dial-out API to call: `v1` (bot id in the path) or `v2` (bot id in the body).
+    #[serde(deserialize_with = "deserialize_api_version")]
+    pub api_version: crate::dialout::ApiVersion,
+    /// The bot (or stream) id.
+    pub bot_id: String,
+    /// The app's client id: the JWT's `appId`.
+    pub client_id: String,
+    /// The app's client secret, which signs the JWT. Never logged.
+    pub client_secret: crate::dialout::Secret,
+    /// calltrail's own base URL as the gateway reaches it; `notifyurl` is
+    /// `{public_url}/notify/{token}`. Empty: `http://` and the address calltrail listens on
+    /// (only allowed when that is a specific address, not `0.0.0.0`).
+    pub public_url: String,
+    /// How long one request to the gateway may take.
+    pub timeout_ms: u64,
+    /// How many times a network error or a 5xx answer is retried (0–10).
+    pub retries: u32,
+    /// The wait before the first retry; it doubles for each next one.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for DialoutSettings {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            api_version: crate::dialout::ApiVersion::V1,
+            bot_id: String::new(),
+            client_id: String::new(),
+            client_secret: crate::dialout::Secret::default(),
+            public_url: String::new(),
+            timeout_ms: 10_000,
+            retries: 2,
+            retry_backoff_ms: 250,
+        }
+    }
+}
+
+impl DialoutSettings {
+    /// True when dial-outs are configured.
+    pub fn enabled(&self) -> bool {
+        !self.base_url.trim().is_empty()
+    }
+
+    /// Checks the section: with `base_url` set, every other key it needs must be set too.
+    fn validate(&self, bind: SocketAddr) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if self.timeout_ms == 0 {
+            return invalid("dialout.timeout_ms", "must be at least 1".into());
+        }
+        if self.retries > 10 {
+            return invalid("dialout.retries", "must be at most 10".into());
+        }
+        if self.retry_backoff_ms > 60_000 {
+            return invalid("dialout.retry_backoff_ms", "must be at most 60000".into());
+        }
+        if !self.enabled() {
+            return Ok(());
+        }
+        let is_http = |url: &str| {
+            reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        };
+        if !is_http(&self.base_url) {
+            return invalid(
+                "dialout.base_url",
+                format!("`{}` is not an http(s) URL", self.base_url),
+            );
+        }
+        if self.public_url.trim().is_empty() {
+            if bind.ip().is_unspecified() {
+                return invalid(
+                    "dialout.public_url",
+                    format!(
+                        "must be set (calltrail's URL as the gateway reaches it) while server.bind is {bind}"
+                    ),
+                );
+            }
+        } else if !is_http(&self.public_url) {
+            return invalid(
+                "dialout.public_url",
+                format!(
+                    "`{}` is not an http(s) URL (calltrail's URL as the gateway reaches it)",
+                    self.public_url
+                ),
+            );
+        }
+        for (key, value) in [
+            ("dialout.bot_id", self.bot_id.as_str()),
+            ("dialout.client_id", self.client_id.as_str()),
+            ("dialout.client_secret", self.client_secret.expose()),
+        ] {
+            if value.trim().is_empty() {
+                return invalid(key, "must be set when dialout.base_url is set".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,12 +335,34 @@ impl Settings {
         if self.notify.max_body_bytes == 0 {
             return invalid("notify.max_body_bytes", "must be at least 1");
         }
+        if self.notify.queue_capacity == 0 {
+            return invalid("notify.queue_capacity", "must be at least 1");
+        }
+        if !(1..=MAX_BATCH).contains(&self.notify.batch_max) {
+            return invalid(
+                "notify.batch_max",
+                &format!("must be between 1 and {MAX_BATCH}"),
+            );
+        }
+        if !(1..=MAX_WRITERS).contains(&self.notify.writers) {
+            return invalid(
+                "notify.writers",
+                &format!("must be between 1 and {MAX_WRITERS}"),
+            );
+        }
+        if self.notify.batch_wait_ms > MAX_BATCH_WAIT_MS {
+            return invalid(
+                "notify.batch_wait_ms",
+                &format!("must be at most {MAX_BATCH_WAIT_MS}"),
+            );
+        }
         if self.notify.tokens.iter().any(|t| t.trim().is_empty()) {
             return invalid("notify.tokens", "tokens must not be empty strings");
         }
         if self.api.keys.iter().any(|k| k.trim().is_empty()) {
             return invalid("api.keys", "keys must not be empty strings");
         }
+        self.dialout.validate(self.server.bind)?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", &format!("not a valid filter directive: {err}"));
         }
@@ -244,6 +407,14 @@ fn deserialize_date_order<'de, D: Deserializer<'de>>(
     }
 }
 
+fn deserialize_api_version<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::dialout::ApiVersion, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::dialout::ApiVersion::parse(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is neither `v1` nor `v2`")))
+}
+
 fn deserialize_log_format<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<LogFormat, D::Error> {
@@ -256,5 +427,62 @@ fn deserialize_log_format<'de, D: Deserializer<'de>>(
         other => Err(serde::de::Error::custom(format!(
             "`{other}` is neither `pretty` nor `json`"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod dialout_tests {
+    use super::*;
+
+    fn with_gateway() -> Settings {
+        let mut settings = Settings::default();
+        settings.dialout.base_url = "https://platform.kore.ai".into();
+        settings.dialout.bot_id = "st-1".into();
+        settings.dialout.client_id = "cs-1".into();
+        settings.dialout.client_secret = crate::dialout::Secret::new("s3cret");
+        settings
+    }
+
+    #[test]
+    fn dialouts_are_off_by_default_and_need_their_keys_when_on() {
+        assert!(!Settings::default().dialout.enabled());
+        assert!(with_gateway().validate().is_ok());
+        for key in [
+            "dialout.bot_id",
+            "dialout.client_id",
+            "dialout.client_secret",
+        ] {
+            let mut settings = with_gateway();
+            match key {
+                "dialout.bot_id" => settings.dialout.bot_id.clear(),
+                "dialout.client_id" => settings.dialout.client_id.clear(),
+                _ => settings.dialout.client_secret = Default::default(),
+            }
+            assert!(
+                matches!(settings.validate(), Err(ConfigError::Invalid { key: k, .. }) if k == key),
+                "{key}"
+            );
+        }
+        let mut settings = with_gateway();
+        settings.dialout.base_url = "platform.kore.ai".into();
+        assert!(settings.validate().is_err());
+    }
+
+    #[test]
+    fn a_public_url_is_needed_when_listening_on_every_address() {
+        let mut settings = with_gateway();
+        settings.server.bind = "0.0.0.0:8080".parse().unwrap();
+        settings.server.allow_unauthenticated = true;
+        let err = settings.validate().unwrap_err();
+        assert!(err.to_string().contains("dialout.public_url"), "{err}");
+        settings.dialout.public_url = "https://calltrail.example.com".into();
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn the_client_secret_never_shows_in_debug_output() {
+        let shown = format!("{:?}", with_gateway());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("Secret(***)"));
     }
 }

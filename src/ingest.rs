@@ -1,10 +1,18 @@
 //! The receiving pipeline shared by `POST /notify` and `calltrail import`: parse and
-//! normalize (pure), then record (I/O).
+//! normalize (pure), then record (I/O) — through the group-commit writer
+//! ([`group_commit`]) when there is one, else in a transaction of its own.
 
+mod group_commit;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
 use chrono::Utc;
 
+pub use group_commit::{GroupCommitSettings, Writer};
+
 use crate::notification::{Format, NormalizeSettings, Notification, Rejection};
-use crate::store::{self, NewDelivery, Recorded, Store};
+use crate::store::{self, NewDelivery, Recorded, Store, StoreError};
 
 /// What became of one body.
 #[derive(Debug)]
@@ -15,25 +23,61 @@ pub struct Ingested {
     pub parsed: Result<Notification, Rejection>,
 }
 
+/// Why a body was not recorded. Nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The group-commit queue is full: calltrail is taking bodies faster than the database
+    /// commits them. Retrying shortly may succeed.
+    #[error("the write queue is full")]
+    QueueFull,
+    /// The writer has stopped (calltrail is shutting down).
+    #[error("the writer has stopped")]
+    Stopped,
+    /// The store failed; every body of the batch gets the same error.
+    #[error("the store failed")]
+    Store(#[source] Arc<StoreError>),
+}
+
 /// Parses, normalizes and durably records notification bodies.
 #[derive(Debug, Clone)]
 pub struct Ingest {
     store: Store,
     format: Format,
     settings: NormalizeSettings,
+    queue: Option<group_commit::Queue>,
 }
 
 impl Ingest {
-    /// A pipeline for one gateway format.
+    /// A pipeline for one gateway format that records each body in a transaction of its
+    /// own.
     pub fn new(store: Store, format: Format, settings: NormalizeSettings) -> Self {
         Self {
             store,
             format,
             settings,
+            queue: None,
         }
     }
 
-    /// Records one body, received now. Returns after the commit.
+    /// A pipeline whose [`Ingest::submit`] goes through one group-commit writer, which
+    /// this starts. Keep the [`Writer`] to wait for it to drain on shutdown: it stops once
+    /// every clone of this pipeline is dropped.
+    pub fn with_group_commit(
+        store: Store,
+        format: Format,
+        settings: NormalizeSettings,
+        group_commit: GroupCommitSettings,
+    ) -> (Self, Writer) {
+        let (queue, writer) = group_commit::start(store.clone(), group_commit);
+        let ingest = Self {
+            queue: Some(queue),
+            ..Self::new(store, format, settings)
+        };
+        (ingest, writer)
+    }
+
+    /// Records one body, received now, in a transaction of its own. Returns after the
+    /// commit.
     #[tracing::instrument(skip_all, fields(bytes = body.len()))]
     pub async fn ingest(&self, body: &[u8], content_type: Option<&str>) -> store::Result<Ingested> {
         let received_at = Utc::now();
@@ -45,5 +89,25 @@ impl Ingest {
         };
         let recorded = self.store.record(delivery, &parsed).await?;
         Ok(Ingested { recorded, parsed })
+    }
+
+    /// Records one body, received now, together with whatever other bodies are waiting
+    /// (group commit) when this pipeline has a writer, else as [`Ingest::ingest`]. Returns
+    /// after the commit that holds it; a full queue is refused at once.
+    #[tracing::instrument(skip_all, fields(bytes = body.len()))]
+    pub async fn submit(
+        &self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<Ingested, IngestError> {
+        let Some(queue) = &self.queue else {
+            return self
+                .ingest(&body, content_type)
+                .await
+                .map_err(|err| IngestError::Store(Arc::new(err)));
+        };
+        let received_at = Utc::now();
+        let parsed = self.format.parse(&body, &self.settings);
+        queue.submit(received_at, content_type, body, parsed).await
     }
 }

@@ -4,11 +4,15 @@
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod dialout;
 pub mod healthcheck;
 pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod notification;
+pub mod reprocess;
+pub mod sim;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;

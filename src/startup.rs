@@ -8,18 +8,24 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::dialout::Dialer;
 use crate::http::auth::Secrets;
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
 use crate::http::{AppState, NotifyGuard};
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, Writer};
 use crate::notification::Format;
+use crate::reprocess::Reprocessor;
 use crate::store::Store;
+
+/// How long shutdown waits for the group-commit writer once every request is answered.
+const WRITER_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound, ready-to-serve calltrail.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    writer: Writer,
 }
 
 impl Application {
@@ -33,13 +39,15 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         warn_if_open(settings);
+        let (ingest, writer) = Ingest::with_group_commit(
+            store.clone(),
+            Format::Kore,
+            settings.notify.normalize_settings(),
+            settings.notify.group_commit_settings(),
+        );
         let state = AppState {
-            ingest: Ingest::new(
-                store.clone(),
-                Format::Kore,
-                settings.notify.normalize_settings(),
-            ),
-            store,
+            ingest,
+            store: store.clone(),
             notify: NotifyGuard {
                 tokens: Secrets::new(&settings.notify.tokens),
                 max_body_bytes: settings.notify.max_body_bytes,
@@ -47,8 +55,24 @@ impl Application {
             },
             api_keys: Secrets::new(&settings.api.keys),
             readiness: Readiness::default(),
+            reprocessor: Reprocessor::new(
+                store.clone(),
+                Format::Kore,
+                settings.notify.normalize_settings(),
+            ),
+            dialer: Dialer::new(
+                store,
+                &settings.dialout,
+                settings.notify.tokens.first().map(String::as_str),
+                listener.local_addr()?,
+            )
+            .context("cannot set up dial-outs")?,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            writer,
+        })
     }
 
     /// The port actually bound.
@@ -64,7 +88,8 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the pool.
+    /// Serves until `shutdown` completes, then finishes in-flight requests (each answered
+    /// after the commit that holds it) and closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -84,6 +109,11 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("server failed")?;
+        // Every request has been answered, so the queue is empty and its senders are gone;
+        // the writer ends by itself.
+        if !self.writer.finish(WRITER_DRAIN_TIMEOUT).await {
+            tracing::warn!("the group-commit writer did not stop in time");
+        }
         migrator.abort();
         store.close().await;
         tracing::info!("calltrail stopped");

@@ -13,6 +13,9 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// Seconds a client is asked to wait when the database is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// Seconds a client is asked to wait when the write queue is full: a queue drains fast.
+pub const OVERLOADED_RETRY_AFTER_SECS: u32 = 1;
+
 /// Everything a handler can fail with. Internal causes are logged, never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -31,12 +34,33 @@ pub enum ApiError {
         errors: Vec<FieldError>,
         delivery_id: Option<i64>,
     },
+    #[error("`{parameter}`: {message}")]
+    BadParameter { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
     #[error("the database is unavailable; nothing was stored, retry later")]
     Unavailable,
+    #[error("calltrail is receiving faster than it can store; nothing was stored, retry shortly")]
+    Overloaded,
+    #[error("{detail}")]
+    InvalidDialout {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{detail}")]
+    GatewayFailed {
+        detail: String,
+        dialout_id: i64,
+        gateway_status: Option<u16>,
+    },
+    #[error("{0}")]
+    DialoutsDisabled(String),
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -52,18 +76,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize)]
+/// RFC 9457 problem details, sent as `application/problem+json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem, stable across releases.
     #[serde(rename = "type")]
+    #[schema(example = "urn:calltrail:problem:invalid-parameter")]
     pub kind: &'static str,
+    /// A short summary of the kind of problem.
     pub title: &'static str,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request.
     pub detail: String,
+    /// The fields or parameters at fault, each with what is wrong with it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
+    /// The delivery a rejected notification body was stored as.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub delivery_id: Option<i64>,
+    /// The dial-out the voice gateway refused (or could not be reached for), as stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub dialout_id: Option<i64>,
+    /// The HTTP status the voice gateway answered a dial-out with; absent when it could not
+    /// be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub gateway_status: Option<u16>,
 }
 
 impl ApiError {
@@ -90,9 +132,16 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidDialout { .. } | ApiError::IdempotencyKeyReused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::GatewayFailed { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::DialoutsDisabled(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,12 +160,36 @@ impl ApiError {
                 "urn:calltrail:problem:invalid-notification",
                 "Invalid notification",
             ),
+            ApiError::BadParameter { .. } => (
+                "urn:calltrail:problem:invalid-parameter",
+                "Invalid parameter",
+            ),
             ApiError::NotFound(_) => ("urn:calltrail:problem:not-found", "Not found"),
             ApiError::MethodNotAllowed => (
                 "urn:calltrail:problem:method-not-allowed",
                 "Method not allowed",
             ),
             ApiError::Unavailable => ("urn:calltrail:problem:unavailable", "Service unavailable"),
+            ApiError::Overloaded => ("urn:calltrail:problem:overloaded", "Overloaded"),
+            ApiError::InvalidDialout { .. } => {
+                ("urn:calltrail:problem:invalid-dialout", "Invalid dial-out")
+            }
+            ApiError::GatewayFailed { .. } => (
+                "urn:calltrail:problem:gateway-failed",
+                "Voice gateway failed",
+            ),
+            ApiError::DialoutsDisabled(_) => (
+                "urn:calltrail:problem:dialouts-disabled",
+                "Dial-outs are not configured",
+            ),
+            ApiError::IdempotencyKeyReused(_) => (
+                "urn:calltrail:problem:idempotency-key-reused",
+                "Idempotency-Key reused",
+            ),
+            ApiError::IdempotencyConflict(_) => (
+                "urn:calltrail:problem:idempotency-conflict",
+                "Request in progress",
+            ),
             ApiError::Internal(_) => ("urn:calltrail:problem:internal", "Internal error"),
         }
     }
@@ -131,6 +204,22 @@ impl ApiError {
                 delivery_id,
                 ..
             } => (Some(errors.clone()), *delivery_id),
+            ApiError::BadParameter { parameter, message } => (
+                Some(vec![FieldError {
+                    field: parameter.clone(),
+                    message: message.clone(),
+                }]),
+                None,
+            ),
+            ApiError::InvalidDialout { errors, .. } => (Some(errors.clone()), None),
+            _ => (None, None),
+        };
+        let (dialout_id, gateway_status) = match self {
+            ApiError::GatewayFailed {
+                dialout_id,
+                gateway_status,
+                ..
+            } => (Some(*dialout_id), *gateway_status),
             _ => (None, None),
         };
         Problem {
@@ -140,6 +229,8 @@ impl ApiError {
             detail: self.to_string(),
             errors,
             delivery_id,
+            dialout_id,
+            gateway_status,
         }
     }
 }
@@ -159,6 +250,12 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            ApiError::Overloaded | ApiError::IdempotencyConflict(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(OVERLOADED_RETRY_AFTER_SECS),
+                );
             }
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

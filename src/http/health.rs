@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, Result};
+use super::openapi::Routes;
+use super::openapi::responses::{Internal, Unavailable};
 use crate::store::Store;
 
 /// Whether the schema is in place, so that the store can take requests.
@@ -37,25 +38,60 @@ impl Readiness {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
-/// 200 while the process runs.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `/healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
 }
 
-/// 200 when the schema is in place and the database answers, else 503.
+/// The answer of `/readyz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: &'static str,
+    /// The store in use: `sqlite` or `postgres`.
+    pub database: &'static str,
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs.", body = Health)),
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: 200 when the schema is in place and the database answers, else 503.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to take requests.", body = Ready),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn readyz(
     State(readiness): State<Readiness>,
     State(store): State<Store>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Ready>> {
     readiness.check()?;
     store.ping().await?;
-    Ok(Json(
-        json!({ "status": "ready", "database": store.backend() }),
-    ))
+    Ok(Json(Ready {
+        status: "ready",
+        database: store.backend(),
+    }))
 }

@@ -2,9 +2,15 @@
 
 pub mod auth;
 mod calls;
+mod deliveries;
+mod dialouts;
 pub mod error;
 pub mod health;
 mod notify;
+pub mod openapi;
+mod params;
+mod receipt;
+mod stats;
 mod trace;
 
 use std::sync::Arc;
@@ -13,8 +19,12 @@ use std::sync::atomic::AtomicU64;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::middleware;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
+use crate::dialout::Dialer;
 use crate::ingest::Ingest;
+use crate::reprocess::Reprocessor;
 use crate::store::Store;
 use auth::Secrets;
 use health::Readiness;
@@ -36,20 +46,44 @@ pub struct AppState {
     pub notify: NotifyGuard,
     pub api_keys: Secrets,
     pub readiness: Readiness,
+    pub reprocessor: Reprocessor,
+    pub dialer: Dialer,
 }
 
 /// The whole application's routes with their middleware.
 pub fn router(state: AppState) -> Router {
-    let api = calls::router().route_layer(middleware::from_fn_with_state(
-        state.api_keys.clone(),
-        auth::require_api_key,
-    ));
-    let routes = Router::new()
-        .merge(notify::router())
-        .merge(health::router())
-        .nest("/v1", api)
+    let (routes, document) = routes(state.api_keys.clone()).split_for_parts();
+    let routes = routes
+        .layer(openapi::serve_document(&document))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);
     trace::layer(routes)
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes(Secrets::new::<&str>(&[])).into_openapi()
+}
+
+/// Every route with its documentation (see [`openapi::Routes`]); `/v1` behind the API key,
+/// in the code and in the document alike.
+fn routes(api_keys: Secrets) -> OpenApiRouter<AppState> {
+    let mut api = calls::router()
+        .merge(stats::router())
+        .merge(deliveries::router())
+        .merge(dialouts::router())
+        .into_router()
+        .route_layer(middleware::from_fn_with_state(
+            api_keys,
+            auth::require_api_key,
+        ));
+    openapi::require_api_key(api.get_openapi_mut());
+    let routes = notify::router()
+        .merge(health::router())
+        .merge(openapi::router())
+        .into_router();
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes)
+        .nest("/v1", api)
 }

@@ -3,31 +3,36 @@
 
 use std::sync::atomic::Ordering;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
-use axum::routing::post;
-use axum::{Json, Router};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use super::auth::{bearer, header_value};
-use super::error::{ApiError, Result};
+use super::error::{ApiError, DisplayChain, Result};
 use super::health::Readiness;
+use super::openapi::Routes;
+use super::openapi::responses::{
+    BodyTooLarge, Internal, InvalidNotification, MalformedBody, Unauthorized, Unavailable,
+};
+use super::openapi::schema::GatewayNotification;
 use super::{AppState, NotifyGuard};
-use crate::ingest::{Ingest, Ingested};
+use crate::ingest::{Ingest, IngestError, Ingested};
 use crate::notification::Rejection;
 use crate::store::Recorded;
 
 /// The header a dial-out can ask the gateway to send through `notifyHeaders`.
 pub const TOKEN_HEADER: &str = "x-calltrail-token";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/notify", post(notify))
-        .route("/notify/{token}", post(notify_with_path_token))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(notify))
+        .routes(routes!(notify_with_path_token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +51,32 @@ pub struct Receipt {
     warnings: Option<Vec<String>>,
 }
 
+/// Receive a call-status notification.
+///
+/// The body is one JSON object, accepted whatever its `Content-Type`. Every authenticated body
+/// within the size limit is stored as a delivery, the rejected ones too; `200` is sent only
+/// once the delivery and its event are durably committed. The same notification again (same
+/// `conversationId`, same JSON content) is a `duplicate`: a new delivery, no second event.
+#[utoipa::path(
+    post,
+    path = "/notify",
+    operation_id = "notify",
+    tag = "notify",
+    request_body(
+        description = "One notification; any content type.",
+        content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
+    ),
+    security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
+    responses(
+        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = super::receipt::Receipt),
+        (status = 400, response = MalformedBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = BodyTooLarge),
+        (status = 422, response = InvalidNotification),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn notify(
     State(state): State<AppState>,
     query: Result<Query<TokenQuery>, QueryRejection>,
@@ -56,6 +87,30 @@ async fn notify(
     receive(state, query_token.as_deref(), headers, body).await
 }
 
+/// Receive a call-status notification, with the token in the path.
+///
+/// The same as `POST /notify`, for a `notifyurl` that carries its token.
+#[utoipa::path(
+    post,
+    path = "/notify/{token}",
+    operation_id = "notify_with_path_token",
+    tag = "notify",
+    params(("token" = String, Path, description = "One of `notify.tokens`; logged as `***`.")),
+    request_body(
+        description = "One notification; any content type.",
+        content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = super::receipt::Receipt),
+        (status = 400, response = MalformedBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = BodyTooLarge),
+        (status = 422, response = InvalidNotification),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn notify_with_path_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -74,7 +129,7 @@ async fn receive(
     authenticate(&state.notify, token, &headers)?;
     let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
-    ingest(&state.ingest, &state.readiness, &body, content_type).await
+    ingest(&state.ingest, &state.readiness, body, content_type).await
 }
 
 /// Any one of the token sources may carry a configured token.
@@ -150,11 +205,11 @@ async fn drain(mut body: Body) {
 async fn ingest(
     pipeline: &Ingest,
     readiness: &Readiness,
-    body: &[u8],
+    body: Bytes,
     content_type: Option<&str>,
 ) -> Result<Json<Receipt>> {
     readiness.check()?;
-    let Ingested { recorded, parsed } = pipeline.ingest(body, content_type).await?;
+    let Ingested { recorded, parsed } = pipeline.submit(body, content_type).await?;
     log_recorded(&recorded, &parsed);
     match (recorded, parsed) {
         (
@@ -193,6 +248,23 @@ async fn ingest(
     }
 }
 
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::QueueFull => {
+                tracing::warn!("write queue full: notification turned away with 503");
+                ApiError::Overloaded
+            }
+            IngestError::Stopped => ApiError::Unavailable,
+            IngestError::Store(err) if err.is_unavailable() => {
+                tracing::warn!(error = %DisplayChain(err.as_ref()), "database unavailable");
+                ApiError::Unavailable
+            }
+            IngestError::Store(err) => ApiError::Internal(anyhow::Error::new(err)),
+        }
+    }
+}
+
 fn log_recorded(
     recorded: &Recorded,
     parsed: &Result<crate::notification::Notification, Rejection>,
@@ -218,7 +290,9 @@ fn log_recorded(
             } else {
                 "duplicate"
             };
-            tracing::info!(
+            // Debug, not info: the request's own log line is the one line per request; at
+            // thousands of notifications a second a second line costs real throughput.
+            tracing::debug!(
                 result,
                 delivery_id,
                 event_id,
@@ -227,7 +301,7 @@ fn log_recorded(
             );
         }
         Recorded::Rejected { delivery_id } => {
-            tracing::info!(
+            tracing::debug!(
                 result = "rejected",
                 delivery_id,
                 conversation_id,

@@ -76,7 +76,7 @@ pub struct Notification {
 }
 
 /// One notification, normalized (CONTRACT §3.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub conversation_id: String,
     /// Trimmed and lower-cased; see [`Status`] for the known values.
@@ -125,7 +125,7 @@ fn field_list(errors: &[FieldError]) -> String {
 }
 
 /// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The wire name of the field (`conversationId`, `duration`, …).
     pub field: String,
@@ -136,9 +136,10 @@ pub struct FieldError {
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            // `schema(rename)` too: utoipa's derive misses a `serde(rename)` made by a macro.
+            $(#[serde(rename = $text)] #[schema(rename = $text)] $variant),+
         }
 
         impl $name {

@@ -16,6 +16,10 @@ use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError,
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
+mod dialouts;
+mod reads;
+mod write;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a request waits for a pooled connection (including connecting) before giving

@@ -110,6 +110,7 @@ impl TryFrom<CallRow> for Call {
             first_seen_at: row.first_seen_at,
             last_seen_at: row.last_seen_at,
             event_count: row.event_count,
+            dialout: None,
         })
     }
 }
@@ -173,6 +174,21 @@ impl<'a> DeliveryOutcome<'a> {
             errors,
             conversation_id,
             event_id: None,
+        }
+    }
+
+    /// What recording this outcome for delivery `delivery_id` did.
+    pub fn recorded(&self, delivery_id: i64) -> super::Recorded {
+        match (self.result, self.event_id) {
+            (DeliveryResult::Accepted, Some(event_id)) => super::Recorded::Accepted {
+                delivery_id,
+                event_id,
+            },
+            (DeliveryResult::Duplicate, Some(event_id)) => super::Recorded::Duplicate {
+                delivery_id,
+                event_id,
+            },
+            _ => super::Recorded::Rejected { delivery_id },
         }
     }
 
@@ -252,4 +268,35 @@ mod tests {
         assert!(outcome.errors.is_none());
         assert_eq!(outcome.error.as_deref(), Some("expected a JSON object"));
     }
+}
+
+/// One row of the statistics breakdown (see `query::call_breakdown`).
+#[derive(Debug, FromRow)]
+pub(super) struct BreakdownDbRow {
+    pub state: String,
+    pub outcome: String,
+    pub amd_result: Option<String>,
+    pub reason_code: Option<String>,
+    pub answered: i32,
+    pub calls: i64,
+}
+
+impl TryFrom<BreakdownDbRow> for crate::stats::BreakdownRow {
+    type Error = StoreError;
+
+    fn try_from(row: BreakdownDbRow) -> Result<Self> {
+        Ok(crate::stats::BreakdownRow {
+            state: required("state", row.state, CallState::parse)?,
+            outcome: required("outcome", row.outcome, Outcome::parse)?,
+            amd_result: spelling("amd_result", row.amd_result, AmdResult::parse)?,
+            reason_code: row.reason_code,
+            answered: row.answered != 0,
+            calls: row.calls,
+        })
+    }
+}
+
+/// Reads a quarter-hour slot row `(slot, outcome, calls)`.
+pub(super) fn slot_row((slot, outcome, calls): (i64, String, i64)) -> Result<(i64, Outcome, i64)> {
+    Ok((slot, required("outcome", outcome, Outcome::parse)?, calls))
 }

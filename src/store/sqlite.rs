@@ -19,6 +19,10 @@ use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError,
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
+mod dialouts;
+mod reads;
+mod write;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another writer's transaction before giving up (as

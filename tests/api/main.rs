@@ -8,7 +8,17 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod batching;
 mod calls;
 mod database_down;
+mod deliveries;
+mod dialouts;
 mod duplicates;
+mod end_to_end;
+mod export;
+mod list;
+mod openapi;
 mod samples;
+mod seed;
+mod simulator;
+mod stats;

@@ -6,7 +6,7 @@
 //! on stderr, unless `CALLTRAIL_REQUIRE_POSTGRES=1` (set in CI), which makes them fail.
 
 // Each test crate uses a part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::io::Write;
 

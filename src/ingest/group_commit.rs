@@ -1,0 +1,223 @@
+//! Group commit: requests hand their parsed bodies to a writer task through a bounded
+//! queue; the writer takes whatever is waiting (up to `batch_max`, after at most
+//! `batch_wait`), records it in one transaction, and only then answers each request. With
+//! more than one writer, the next takes a batch while the previous one commits.
+//!
+//! One commit (one fsync) then serves many requests, which is what lets a small machine
+//! absorb a burst without weakening "200 means stored". A full queue is refused at once
+//! ([`IngestError::QueueFull`]) rather than letting memory and latency pile up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{IngestError, Ingested};
+use crate::notification::{Notification, Rejection};
+use crate::store::{NewDelivery, Pending, Recorded, Store, StoreError};
+
+/// How the writer batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitSettings {
+    /// Bodies that may wait for the writer; one more is refused with `QueueFull`.
+    pub queue_capacity: usize,
+    /// The most bodies one transaction records.
+    pub batch_max: usize,
+    /// How long the writer waits for more bodies before writing a batch that is not full.
+    /// Zero writes whatever is waiting at once: the batch grows by itself while the previous
+    /// commit is in flight.
+    pub batch_wait: Duration,
+    /// Writers taking batches from the one queue, each with its own transaction. More than
+    /// one lets the database work on one batch while another is being committed.
+    pub writers: usize,
+}
+
+/// One body waiting for the writer.
+struct Job {
+    received_at: DateTime<Utc>,
+    content_type: Option<String>,
+    body: Bytes,
+    parsed: Result<Notification, Rejection>,
+    reply: oneshot::Sender<Result<Ingested, IngestError>>,
+}
+
+/// The sending side: cheap to clone, one per request handler.
+#[derive(Debug, Clone)]
+pub(super) struct Queue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("received_at", &self.received_at)
+            .field("bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running writers. They stop once every [`Queue`] is dropped and the queue is drained.
+#[derive(Debug)]
+pub struct Writer {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Waits until the writers have recorded and answered everything queued before every
+    /// sender was dropped, or until `timeout`. Returns false on a timeout.
+    pub async fn finish(self, timeout: Duration) -> bool {
+        let all = join_all(self.tasks);
+        match tokio::time::timeout(timeout, all).await {
+            Ok(results) => {
+                for err in results.into_iter().filter_map(Result::err) {
+                    tracing::error!(%err, "a group-commit writer failed");
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Awaits every task, in order.
+async fn join_all(tasks: Vec<JoinHandle<()>>) -> Vec<Result<(), tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await);
+    }
+    results
+}
+
+/// The receiving side, shared by the writers: one at a time takes a batch from it.
+type Jobs = Arc<Mutex<mpsc::Receiver<Job>>>;
+
+/// Starts the writers for `store`.
+pub(super) fn start(store: Store, settings: GroupCommitSettings) -> (Queue, Writer) {
+    let (jobs, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+    let receiver: Jobs = Arc::new(Mutex::new(receiver));
+    let tasks = (0..settings.writers.max(1))
+        .map(|_| tokio::spawn(run(store.clone(), receiver.clone(), settings)))
+        .collect();
+    (Queue { jobs }, Writer { tasks })
+}
+
+impl Queue {
+    /// Queues one parsed body and waits for the commit that holds it.
+    pub(super) async fn submit(
+        &self,
+        received_at: DateTime<Utc>,
+        content_type: Option<&str>,
+        body: Bytes,
+        parsed: Result<Notification, Rejection>,
+    ) -> Result<Ingested, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            received_at,
+            content_type: content_type.map(str::to_owned),
+            body,
+            parsed,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => IngestError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => IngestError::Stopped,
+        })?;
+        // The writer answers every job it takes; a dropped reply means it died mid-batch.
+        answer.await.unwrap_or(Err(IngestError::Stopped))
+    }
+}
+
+/// A writer's loop: take a batch, record it, answer it; until the queue closes.
+async fn run(store: Store, jobs: Jobs, settings: GroupCommitSettings) {
+    loop {
+        let batch = take_batch(&mut *jobs.lock().await, settings).await;
+        if batch.is_empty() {
+            break;
+        }
+        write(&store, batch).await;
+    }
+    tracing::debug!("group-commit writer stopped: queue closed and drained");
+}
+
+/// Whatever is waiting, up to `batch_max`, after waiting for the first body and then at most
+/// `batch_wait` for more; empty once the queue is closed and drained.
+async fn take_batch(jobs: &mut mpsc::Receiver<Job>, settings: GroupCommitSettings) -> Vec<Job> {
+    let batch_max = settings.batch_max.max(1);
+    let mut batch = Vec::with_capacity(batch_max);
+    if jobs.recv_many(&mut batch, batch_max).await == 0 || settings.batch_wait.is_zero() {
+        return batch;
+    }
+    let deadline = tokio::time::Instant::now() + settings.batch_wait;
+    while batch.len() < batch_max {
+        let room = batch_max - batch.len();
+        match tokio::time::timeout_at(deadline, jobs.recv_many(&mut batch, room)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    batch
+}
+
+/// Records one batch and answers each of its jobs.
+#[tracing::instrument(name = "group_commit.write", skip_all, fields(size = batch.len()))]
+async fn write(store: &Store, batch: Vec<Job>) {
+    let pending: Vec<Pending<'_>> = batch.iter().map(Job::pending).collect();
+    let results: Vec<Result<Recorded, IngestError>> = match store.record_batch(&pending).await {
+        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+        Err(err) if err.is_unavailable() || pending.len() == 1 => {
+            let err = Arc::new(err);
+            pending
+                .iter()
+                .map(|_| Err(IngestError::Store(err.clone())))
+                .collect()
+        }
+        Err(err) => {
+            // Not the database going away but something about the data: record the bodies
+            // one by one, so that one bad body fails alone.
+            tracing::warn!(
+                error = ?err,
+                size = pending.len(),
+                "batch failed; recording its bodies one by one"
+            );
+            let mut results = Vec::with_capacity(pending.len());
+            for item in &pending {
+                let result = store
+                    .record_batch(std::slice::from_ref(item))
+                    .await
+                    .and_then(|mut recorded| {
+                        recorded.pop().ok_or_else(|| {
+                            StoreError::Corrupt("a batch of one answered nothing".into())
+                        })
+                    })
+                    .map_err(|err| IngestError::Store(Arc::new(err)));
+                results.push(result);
+            }
+            results
+        }
+    };
+    drop(pending);
+    for (job, recorded) in batch.into_iter().zip(results) {
+        // A request whose client went away no longer listens; its rows are stored anyway.
+        let answer = recorded.map(|recorded| Ingested {
+            recorded,
+            parsed: job.parsed,
+        });
+        let _ = job.reply.send(answer);
+    }
+}
+
+impl Job {
+    fn pending(&self) -> Pending<'_> {
+        Pending {
+            delivery: NewDelivery {
+                received_at: self.received_at,
+                content_type: self.content_type.as_deref(),
+                body: &self.body,
+            },
+            parsed: &self.parsed,
+        }
+    }
+}

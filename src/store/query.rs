@@ -1,0 +1,417 @@
+//! The read side's filters, cursors and SQL, shared by both backends.
+//!
+//! SQL is built here once, with numbered placeholders in each backend's style; the backend
+//! binds the [`Arg`]s. Conditions only ever compare columns with bound values.
+
+use chrono::{DateTime, Utc};
+
+use super::DeliveryResult;
+use crate::call::{CallState, Outcome};
+use crate::notification::AmdResult;
+
+/// Which calls a list, export or statistic covers. Empty lists mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    pub states: Vec<CallState>,
+    pub outcomes: Vec<Outcome>,
+    /// `None` in the list matches calls without an AMD result.
+    pub amd_results: Vec<Option<AmdResult>>,
+    pub reason_codes: Vec<String>,
+    pub sip_codes: Vec<u16>,
+    /// Inclusive lower bound on `occurred_at`.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `occurred_at`.
+    pub until: Option<DateTime<Utc>>,
+    /// A prefix of the conversation id.
+    pub conversation_prefix: Option<String>,
+    pub min_duration: Option<i64>,
+    pub max_duration: Option<i64>,
+    /// Conditions on the call's dial-out (`target`, `caller`, `metadata.KEY`).
+    pub dialout: super::dialouts::DialoutMatch,
+}
+
+/// Which deliveries a list or bulk reprocessing covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub results: Vec<DeliveryResult>,
+    /// Inclusive lower bound on `received_at`.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `received_at`.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Where a page of calls ends: the last call's sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCursor {
+    pub occurred_at: DateTime<Utc>,
+    pub conversation_id: String,
+}
+
+/// Where a page of deliveries ends: the last delivery's sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    pub received_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<C>,
+}
+
+/// Cuts a `limit + 1` fetch down to a page, remembering where the next one starts.
+pub fn page_of<T, C>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> C) -> Page<T, C> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+/// The cursor after `call`.
+pub fn call_cursor(call: &crate::call::Call) -> CallCursor {
+    CallCursor {
+        occurred_at: call.occurred_at,
+        conversation_id: call.conversation_id.clone(),
+    }
+}
+
+/// The cursor after `delivery`.
+pub fn delivery_cursor(delivery: &super::Delivery) -> DeliveryCursor {
+    DeliveryCursor {
+        received_at: delivery.received_at,
+        id: delivery.id,
+    }
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+}
+
+/// How a backend spells placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `$1`
+    Postgres,
+    /// `?1`
+    Sqlite,
+}
+
+/// A statement under construction with its arguments.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+    dialect: Dialect,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect, text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+            dialect,
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds `arg` and returns its placeholder, for use once or several times.
+    pub fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        let sigil = match self.dialect {
+            Dialect::Postgres => '$',
+            Dialect::Sqlite => '?',
+        };
+        format!("{sigil}{}", self.args.len())
+    }
+
+    /// Appends `column in (…)` for a non-empty list.
+    fn push_in(&mut self, column: &str, values: impl IntoIterator<Item = Arg>) {
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.bind(v)).collect();
+        self.text
+            .push_str(&format!(" and {column} in ({})", placeholders.join(", ")));
+    }
+}
+
+/// Columns of a call, in the order `CallRow` reads them.
+pub const CALL_COLUMNS: &str = "conversation_id, state, status, outcome, reason_code, reason, \
+     sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result, \
+     occurred_at, first_seen_at, last_seen_at, event_count";
+
+/// Columns of a delivery, in the order `DeliveryRow` reads them.
+pub const DELIVERY_COLUMNS: &str =
+    "id, received_at, content_type, body, result, error, errors, conversation_id, event_id";
+
+/// Appends ` and …` for every condition of `filter`.
+pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
+    if !filter.states.is_empty() {
+        sql.push_in(
+            "state",
+            filter.states.iter().map(|s| Arg::Text(s.as_str().into())),
+        );
+    }
+    if !filter.outcomes.is_empty() {
+        sql.push_in(
+            "outcome",
+            filter.outcomes.iter().map(|o| Arg::Text(o.as_str().into())),
+        );
+    }
+    if !filter.amd_results.is_empty() {
+        let known: Vec<Arg> = filter
+            .amd_results
+            .iter()
+            .flatten()
+            .map(|r| Arg::Text(r.as_str().into()))
+            .collect();
+        let none = filter.amd_results.contains(&None);
+        let placeholders: Vec<String> = known.into_iter().map(|a| sql.bind(a)).collect();
+        let mut alternatives = Vec::new();
+        if !placeholders.is_empty() {
+            alternatives.push(format!("amd_result in ({})", placeholders.join(", ")));
+        }
+        if none {
+            alternatives.push("amd_result is null".to_owned());
+        }
+        sql.push(&format!(" and ({})", alternatives.join(" or ")));
+    }
+    if !filter.reason_codes.is_empty() {
+        sql.push_in(
+            "reason_code",
+            filter.reason_codes.iter().map(|r| Arg::Text(r.clone())),
+        );
+    }
+    if !filter.sip_codes.is_empty() {
+        sql.push_in(
+            "sip_code",
+            filter.sip_codes.iter().map(|c| Arg::Int(i64::from(*c))),
+        );
+    }
+    if let Some(since) = filter.since {
+        let p = sql.bind(Arg::Time(since));
+        sql.push(&format!(" and occurred_at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = sql.bind(Arg::Time(until));
+        sql.push(&format!(" and occurred_at < {p}"));
+    }
+    if let Some(prefix) = &filter.conversation_prefix {
+        // Exact and case-sensitive on both stores (SQLite's LIKE ignores ASCII case).
+        let p = sql.bind(Arg::Text(prefix.clone()));
+        sql.push(&format!(
+            " and substr(conversation_id, 1, length({p})) = {p}"
+        ));
+    }
+    if let Some(min) = filter.min_duration {
+        let p = sql.bind(Arg::Int(min));
+        sql.push(&format!(" and duration_s >= {p}"));
+    }
+    if let Some(max) = filter.max_duration {
+        let p = sql.bind(Arg::Int(max));
+        sql.push(&format!(" and duration_s <= {p}"));
+    }
+    let dialect = sql.dialect;
+    super::dialouts::push_call_has_dialout(sql, dialect, &filter.dialout);
+}
+
+/// One page of calls, newest `occurred_at` first; fetches `limit + 1` rows so that the
+/// caller can tell whether another page follows.
+pub fn list_calls(
+    dialect: Dialect,
+    filter: &CallFilter,
+    after: Option<&CallCursor>,
+    limit: u32,
+) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!("select {CALL_COLUMNS} from calls where true"),
+    );
+    push_call_conditions(&mut sql, filter);
+    if let Some(cursor) = after {
+        let at = sql.bind(Arg::Time(cursor.occurred_at));
+        let id = sql.bind(Arg::Text(cursor.conversation_id.clone()));
+        sql.push(&format!(
+            " and (occurred_at, conversation_id) < ({at}, {id})"
+        ));
+    }
+    let limit = sql.bind(Arg::Int(i64::from(limit) + 1));
+    sql.push(&format!(
+        " order by occurred_at desc, conversation_id desc limit {limit}"
+    ));
+    sql
+}
+
+/// Whether a call was answered, as the breakdown groups it.
+///
+/// This and [`PG_QUARTER_HOUR`] are grouping expressions that PostgreSQL's migration 0002
+/// keeps statistics on, so that the planner expects few groups and aggregates in parallel:
+/// a change here needs a migration that re-creates those statistics.
+const ANSWERED: &str = "case when connected_at is null then 0 else 1 end";
+
+/// The start of the quarter hour holding `occurred_at`, on PostgreSQL.
+const PG_QUARTER_HOUR: &str =
+    "date_bin('15 minutes', occurred_at, timestamptz '1970-01-01 00:00:00+00')";
+
+/// Counts of calls by every dimension the statistics report, one row per combination.
+pub fn call_breakdown(dialect: Dialect, filter: &CallFilter) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!(
+            "select state, outcome, amd_result, reason_code, {ANSWERED} as answered, \
+             count(*) as calls from calls where true"
+        ),
+    );
+    push_call_conditions(&mut sql, filter);
+    sql.push(" group by state, outcome, amd_result, reason_code, answered");
+    sql
+}
+
+/// How many calls lasted each whole number of seconds.
+pub fn duration_histogram(dialect: Dialect, filter: &CallFilter) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select duration_s, count(*) as calls from calls where duration_s is not null",
+    );
+    push_call_conditions(&mut sql, filter);
+    sql.push(" group by duration_s");
+    sql
+}
+
+/// Calls per quarter hour (as Unix seconds / 900) and outcome. Every time zone's offset is
+/// a whole number of quarter hours, so these slots fall wholly inside one local hour or day.
+pub fn quarter_hour_outcomes(dialect: Dialect, filter: &CallFilter) -> Sql {
+    let (slot, group) = match dialect {
+        // Grouped by the slot's start as a timestamp, converted once per group:
+        // `extract(epoch …)` on every row is numeric arithmetic and more than doubled the
+        // query's cost.
+        Dialect::Postgres => (
+            format!("cast(extract(epoch from {PG_QUARTER_HOUR}) as bigint) / 900"),
+            PG_QUARTER_HOUR,
+        ),
+        Dialect::Sqlite => (
+            "cast(strftime('%s', occurred_at) as integer) / 900".to_owned(),
+            "slot",
+        ),
+    };
+    let mut sql = Sql::new(
+        dialect,
+        &format!("select {slot} as slot, outcome, count(*) as calls from calls where true"),
+    );
+    push_call_conditions(&mut sql, filter);
+    sql.push(&format!(" group by {group}, outcome"));
+    sql
+}
+
+/// One page of deliveries, newest first, `limit + 1` rows.
+pub fn list_deliveries(
+    dialect: Dialect,
+    filter: &DeliveryFilter,
+    after: Option<&DeliveryCursor>,
+    limit: u32,
+) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!("select {DELIVERY_COLUMNS} from deliveries where true"),
+    );
+    if !filter.results.is_empty() {
+        sql.push_in(
+            "result",
+            filter.results.iter().map(|r| Arg::Text(r.as_str().into())),
+        );
+    }
+    if let Some(since) = filter.since {
+        let p = sql.bind(Arg::Time(since));
+        sql.push(&format!(" and received_at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = sql.bind(Arg::Time(until));
+        sql.push(&format!(" and received_at < {p}"));
+    }
+    if let Some(cursor) = after {
+        let at = sql.bind(Arg::Time(cursor.received_at));
+        let id = sql.bind(Arg::Int(cursor.id));
+        sql.push(&format!(" and (received_at, id) < ({at}, {id})"));
+    }
+    let limit = sql.bind(Arg::Int(i64::from(limit) + 1));
+    sql.push(&format!(
+        " order by received_at desc, id desc limit {limit}"
+    ));
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_numbered_placeholders_in_each_dialect() {
+        let filter = CallFilter {
+            states: vec![CallState::Failed],
+            sip_codes: vec![486, 480],
+            amd_results: vec![Some(AmdResult::HumanDetected), None],
+            conversation_prefix: Some("abc".into()),
+            ..CallFilter::default()
+        };
+
+        let pg = list_calls(Dialect::Postgres, &filter, None, 50);
+        let lite = list_calls(Dialect::Sqlite, &filter, None, 50);
+
+        assert!(
+            pg.text
+                .contains(" and state in ($1) and (amd_result in ($2) or amd_result is null)"),
+            "{}",
+            pg.text
+        );
+        assert!(pg.text.contains(" and sip_code in ($3, $4)"), "{}", pg.text);
+        assert!(
+            pg.text
+                .contains("substr(conversation_id, 1, length($5)) = $5"),
+            "{}",
+            pg.text
+        );
+        assert!(
+            pg.text
+                .ends_with("order by occurred_at desc, conversation_id desc limit $6")
+        );
+        assert_eq!(pg.args.last(), Some(&Arg::Int(51)));
+        assert_eq!(lite.text, pg.text.replace('$', "?"));
+    }
+
+    #[test]
+    fn statistics_grouping_expressions_match_the_planner_statistics_migration() {
+        let migration =
+            include_str!("../../migrations/postgres/0002_call_statistics_for_the_planner.sql");
+        let breakdown = call_breakdown(Dialect::Postgres, &CallFilter::default());
+        let slots = quarter_hour_outcomes(Dialect::Postgres, &CallFilter::default());
+
+        assert!(breakdown.text.contains(ANSWERED), "{}", breakdown.text);
+        assert!(
+            slots
+                .text
+                .ends_with(&format!(" group by {PG_QUARTER_HOUR}, outcome")),
+            "{}",
+            slots.text
+        );
+        assert!(
+            migration.contains(&format!("({ANSWERED})")),
+            "migration 0002 lost `{ANSWERED}`"
+        );
+        assert!(
+            migration.contains(&format!("({PG_QUARTER_HOUR})")),
+            "migration 0002 lost `{PG_QUARTER_HOUR}`"
+        );
+    }
+}

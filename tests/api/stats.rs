@@ -1,0 +1,216 @@
+//! `GET /v1/stats`: figures checked against values computed here from the seeds, and
+//! buckets in a zone with daylight-saving time and one with a half-hour offset.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, fresh_db, spawn_ready, test_settings};
+use crate::seed::{KINDS, Kind, Seed, post_all, seeds};
+use crate::support::{Backend, both_stores};
+
+async fn stats(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/v1/stats?{query}")).await;
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+async fn figures_match_independent_counts(backend: Backend) {
+    let Some(db) = fresh_db(backend, "figures_match_independent_counts").await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    let seeds = seeds(57, "2026-11-20T18:00:00Z".parse().unwrap());
+    post_all(&app, &seeds).await;
+
+    for (query, pick) in [
+        ("", Box::new(|_: &Seed| true) as Box<dyn Fn(&Seed) -> bool>),
+        (
+            "state=completed",
+            Box::new(|s: &Seed| s.state() == "completed"),
+        ),
+        (
+            "since=2026-11-20",
+            Box::new(|s: &Seed| s.at >= "2026-11-20T00:00:00Z".parse::<DateTime<Utc>>().unwrap()),
+        ),
+    ] {
+        let picked: Vec<&Seed> = seeds.iter().filter(|s| pick(s)).collect();
+        let got = stats(&app, query).await;
+
+        let n = picked.len() as f64;
+        let count = |f: &dyn Fn(&Seed) -> bool| picked.iter().filter(|s| f(s)).count();
+        assert_eq!(got["calls"], picked.len(), "{query}");
+        for kind in KINDS {
+            let outcome = Seed::new("x", kind, Utc::now(), 1).outcome();
+            let expected = count(&|s| s.outcome() == outcome);
+            assert_eq!(got["by_outcome"][outcome], expected, "{query} {outcome}");
+        }
+        for state in ["completed", "failed", "in_progress", "unknown"] {
+            assert_eq!(
+                got["by_state"][state],
+                count(&|s| s.state() == state),
+                "{query} {state}"
+            );
+        }
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for seed in &picked {
+            if let Some(code) = seed.reason_code() {
+                *reasons.entry(code).or_default() += 1;
+            }
+        }
+        assert_eq!(got["by_reason_code"], json!(reasons), "{query}");
+        assert_eq!(
+            got["by_amd_result"]["amd_machine_detected"],
+            count(&|s| s.kind == Kind::Machine)
+        );
+        let answered = count(&|s| s.connected_at().is_some()) as f64;
+        let with_amd = count(&|s| s.amd_result().is_some()) as f64;
+        let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        assert_eq!(
+            got["answer_rate"].as_f64(),
+            Some(round(answered / n)),
+            "{query}"
+        );
+        assert_eq!(
+            got["human_rate"].as_f64(),
+            Some(round(count(&|s| s.kind == Kind::Human) as f64 / with_amd))
+        );
+        assert_eq!(
+            got["machine_rate"].as_f64(),
+            Some(round(count(&|s| s.kind == Kind::Machine) as f64 / with_amd))
+        );
+        let mut durations: Vec<i64> = picked
+            .iter()
+            .filter_map(|s| s.expected_duration())
+            .collect();
+        durations.sort_unstable();
+        let avg = durations.iter().sum::<i64>() as f64 / durations.len() as f64;
+        assert_eq!(
+            got["duration_s"]["avg"].as_f64(),
+            Some((avg * 100.0).round() / 100.0),
+            "{query}"
+        );
+        assert_eq!(
+            got["duration_s"]["p50"],
+            percentile(&durations, 0.5),
+            "{query}"
+        );
+        assert_eq!(
+            got["duration_s"]["p95"],
+            percentile(&durations, 0.95),
+            "{query}"
+        );
+        assert_eq!(
+            got["duration_s"]["max"],
+            *durations.last().unwrap(),
+            "{query}"
+        );
+        assert!(got.get("buckets").is_none());
+    }
+    let empty = stats(&app, "outcome=no_answer&state=completed").await;
+    assert_eq!(empty["calls"], 0);
+    assert_eq!(
+        empty["answer_rate"],
+        Value::Null,
+        "a zero denominator is null"
+    );
+    assert_eq!(empty["human_rate"], Value::Null);
+    assert_eq!(
+        empty["duration_s"],
+        json!({"avg": null, "p50": null, "p95": null, "max": null})
+    );
+    app.stop().await;
+}
+
+both_stores!(figures_match_independent_counts);
+
+async fn day_buckets_follow_the_zone_across_a_dst_change(backend: Backend) {
+    let name = "day_buckets_follow_the_zone_across_a_dst_change";
+    let Some(db) = fresh_db(backend, name).await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    // New York leaves daylight time on 2026-11-01 at 02:00 EDT: that day lasts 25 hours.
+    let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+    let calls = [
+        Seed::new("a", Kind::Human, at("2026-11-01T03:59:59Z"), 10), // Oct 31, 23:59:59 EDT
+        Seed::new("b", Kind::Busy, at("2026-11-01T04:00:00Z"), 0),   // Nov 1, 00:00 EDT
+        Seed::new("c", Kind::Machine, at("2026-11-02T04:59:59Z"), 5), // Nov 1, 23:59:59 EST
+        Seed::new("d", Kind::Human, at("2026-11-02T05:00:00Z"), 8),  // Nov 2, 00:00 EST
+    ];
+    post_all(&app, &calls).await;
+
+    let got = stats(
+        &app,
+        "bucket=day&tz=America/New_York&since=2026-10-31&until=2026-11-04",
+    )
+    .await;
+
+    let buckets = got["buckets"].as_array().unwrap();
+    let starts: Vec<&str> = buckets
+        .iter()
+        .map(|b| b["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-10-31T00:00:00-04:00",
+            "2026-11-01T00:00:00-04:00",
+            "2026-11-02T00:00:00-05:00",
+            "2026-11-03T00:00:00-05:00"
+        ]
+    );
+    let counts: Vec<i64> = buckets
+        .iter()
+        .map(|b| b["calls"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2, 1, 0], "empty buckets are listed too");
+    assert_eq!(buckets[1]["by_outcome"]["busy"], 1);
+    assert_eq!(buckets[1]["by_outcome"]["machine"], 1);
+    assert_eq!(got["calls"], 4);
+    app.stop().await;
+}
+
+both_stores!(day_buckets_follow_the_zone_across_a_dst_change);
+
+async fn hour_buckets_in_a_half_hour_zone(backend: Backend) {
+    let Some(db) = fresh_db(backend, "hour_buckets_in_a_half_hour_zone").await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+    let calls = [
+        Seed::new("a", Kind::Human, at("2026-11-20T04:29:59Z"), 10), // 09:59:59 IST
+        Seed::new("b", Kind::Declined, at("2026-11-20T04:30:00Z"), 0), // 10:00 IST
+        Seed::new("c", Kind::Human, at("2026-11-20T06:45:00Z"), 8),  // 12:15 IST
+    ];
+    post_all(&app, &calls).await;
+
+    let got = stats(&app, "bucket=hour&tz=Asia/Kolkata").await;
+
+    let buckets = got["buckets"].as_array().unwrap();
+    let summary: Vec<(&str, i64)> = buckets
+        .iter()
+        .map(|b| (b["start"].as_str().unwrap(), b["calls"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("2026-11-20T09:00:00+05:30", 1),
+            ("2026-11-20T10:00:00+05:30", 1),
+            ("2026-11-20T11:00:00+05:30", 0),
+            ("2026-11-20T12:00:00+05:30", 1),
+        ],
+        "without since/until the buckets span the calls"
+    );
+    app.stop().await;
+}
+
+both_stores!(hour_buckets_in_a_half_hour_zone);
