@@ -20,6 +20,8 @@
 #   CALLTRAIL_BIN=           an already built binary (skips `cargo build --release`)
 #   PG_SETTINGS=             e.g. "jit=off plan_cache_mode=force_custom_plan": set on the
 #                            bench database (ALTER DATABASE), to try server settings
+#   QUIET_WAIT=600           before measuring each store, wait up to this many seconds for
+#                            the CPUs to be 90% idle for 15 s (0: don't wait)
 #   RESULTS=                 where to keep the figures as JSON (default: a temp file)
 set -euo pipefail
 
@@ -29,6 +31,7 @@ STORES=${STORES:-"postgres sqlite"}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export REQUESTS=${REQUESTS:-300} STATS_REQUESTS=${STATS_REQUESTS:-100}
 export BUDGET=${BUDGET:-60} WARMUP=${WARMUP:-20}
+QUIET_WAIT=${QUIET_WAIT:-600}
 helper=bench/query_latency.py
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/calltrail-bench.XXXXXX")
@@ -78,6 +81,10 @@ serve_and_measure() {
         sleep 0.1
     done
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/$store.log"; exit 1; }
+    if (( QUIET_WAIT > 0 )); then
+        step "$store: waiting for idle CPUs"
+        python3 "$helper" wait-quiet "$QUIET_WAIT"
+    fi
     step "$store: measuring"
     python3 "$helper" measure "$store" "http://127.0.0.1:$port" "$CALLS" "$day0" "$RESULTS"
     kill "$server_pid"
@@ -91,7 +98,8 @@ for store in $STORES; do
         command -v psql >/dev/null || { echo "psql is needed for the PostgreSQL store" >&2; exit 1; }
         base=${DATABASE_URL%%\?*}
         pg_admin=$base
-        pg_db=calltrail_bench_$$
+        # Apart from benches/ingest_load's databases (`calltrail_bench_<pid>`, dropped by name).
+        pg_db=calltrail_query_bench_$(date +%s)_$$
         url=${base%/*}/$pg_db
         psql -q "$pg_admin" -c "create database $pg_db" >/dev/null
         echo "PostgreSQL: $(psql -Atq "$url" -c 'show server_version')," \

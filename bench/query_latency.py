@@ -2,6 +2,7 @@
 """Helpers of bench/query.sh (standard library only).
 
     query_latency.py free-port
+    query_latency.py wait-quiet SECONDS
     query_latency.py seed-sqlite DB CALLS DAY0
     query_latency.py measure STORE BASE_URL CALLS DAY0 RESULTS_JSON
     query_latency.py report RESULTS_JSON
@@ -30,6 +31,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         print(s.getsockname()[1])
+
+
+def cpu_idle_fraction(seconds=5.0):
+    """Share of CPU time spent idle over the next `seconds` (Linux /proc/stat)."""
+    def sample():
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+    idle1, total1 = sample()
+    time.sleep(seconds)
+    idle2, total2 = sample()
+    return (idle2 - idle1) / max(1, total2 - total1)
+
+
+def wait_quiet(limit):
+    """Waits until the CPUs were at least 90% idle for 15 s, at most `limit` seconds."""
+    if not os.path.exists("/proc/stat"):
+        return
+    deadline, quiet, idle = time.monotonic() + float(limit), 0, 0.0
+    while time.monotonic() < deadline:
+        idle = cpu_idle_fraction()
+        quiet = quiet + 1 if idle >= 0.9 else 0
+        if quiet == 3:
+            print(f"CPUs idle ({idle:.0%}) for 15 s: measuring", flush=True)
+            return
+    print(f"CPUs still busy ({idle:.0%} idle) after {limit} s: measuring anyway, "
+          "expect noisy figures", flush=True)
 
 
 def seed_sqlite(db, calls, day0):
@@ -167,8 +195,8 @@ def report(results_path):
 
 
 def main(argv):
-    commands = {"free-port": free_port, "seed-sqlite": seed_sqlite, "measure": measure,
-                "report": report}
+    commands = {"free-port": free_port, "wait-quiet": wait_quiet, "seed-sqlite": seed_sqlite,
+                "measure": measure, "report": report}
     if len(argv) < 2 or argv[1] not in commands:
         sys.exit(__doc__)
     commands[argv[1]](*argv[2:])

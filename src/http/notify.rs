@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::routes;
 
 use super::auth::{bearer, header_value};
@@ -21,6 +21,7 @@ use super::openapi::responses::{
     BodyTooLarge, Internal, InvalidNotification, MalformedBody, Unauthorized, Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
+use super::receipt::{Receipt, answer};
 use super::{AppState, NotifyGuard};
 use crate::ingest::{Ingest, IngestError, Ingested};
 use crate::notification::Rejection;
@@ -40,17 +41,6 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The `200` answer.
-#[derive(Debug, Serialize)]
-pub struct Receipt {
-    result: &'static str,
-    delivery_id: i64,
-    event_id: i64,
-    conversation_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<Vec<String>>,
-}
-
 /// Receive a call-status notification.
 ///
 /// The body is one JSON object, accepted whatever its `Content-Type`. Every authenticated body
@@ -68,7 +58,7 @@ pub struct Receipt {
     ),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = super::receipt::Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = MalformedBody),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
@@ -102,7 +92,7 @@ async fn notify(
     ),
     security(()),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = super::receipt::Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = MalformedBody),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
@@ -211,41 +201,7 @@ async fn ingest(
     readiness.check()?;
     let Ingested { recorded, parsed } = pipeline.submit(body, content_type).await?;
     log_recorded(&recorded, &parsed);
-    match (recorded, parsed) {
-        (
-            Recorded::Accepted {
-                delivery_id,
-                event_id,
-            },
-            Ok(notification),
-        ) => Ok(Json(Receipt {
-            result: "accepted",
-            delivery_id,
-            event_id,
-            conversation_id: notification.event.conversation_id,
-            warnings: Some(notification.event.warnings),
-        })),
-        (
-            Recorded::Duplicate {
-                delivery_id,
-                event_id,
-            },
-            Ok(notification),
-        ) => Ok(Json(Receipt {
-            result: "duplicate",
-            delivery_id,
-            event_id,
-            conversation_id: notification.event.conversation_id,
-            warnings: None,
-        })),
-        (Recorded::Rejected { delivery_id }, Err(rejection)) => {
-            Err(ApiError::rejected(rejection, delivery_id))
-        }
-        (recorded, parsed) => Err(ApiError::Internal(anyhow::anyhow!(
-            "store answered {recorded:?} for a parse result of {:?}",
-            parsed.map(|_| "a notification")
-        ))),
-    }
+    answer(recorded, parsed)
 }
 
 impl From<IngestError> for ApiError {

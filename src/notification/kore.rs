@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::fields::{Field, KnownFields, Slot, kind};
+use super::fields::{Field, KnownFields, Slot, fold_key, kind};
 use super::normalize::{self, MachineDetection};
 use super::{
     Event, FieldError, NormalizeSettings, Notification, Rejection, Status, content_hash, time,
@@ -81,6 +81,17 @@ fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
     let connect_time = validator.optional(Field::CallConnectTime, "a string or a number", is_time);
     let disconnect_time =
         validator.optional(Field::CallDisconnectTime, "a string or a number", is_time);
+    for key in keys_holding_nul(object) {
+        if errors.iter().any(|e| fold_key(&e.field) == fold_key(key)) {
+            continue; // already refused, e.g. an id with control characters
+        }
+        // PostgreSQL's jsonb cannot hold U+0000; refusing it on every store keeps the
+        // stores alike, and the body is still kept as a rejected delivery.
+        errors.push(FieldError {
+            field: key.replace('\0', "\\u0000"),
+            message: "contains the NUL character (\\u0000), which cannot be stored".to_string(),
+        });
+    }
 
     match (conversation_id, status) {
         (Some(conversation_id), Some(status)) if errors.is_empty() => Ok(Checked {
@@ -98,6 +109,23 @@ fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
             errors,
         }),
     }
+}
+
+/// The top-level keys whose name or value (at any depth) holds U+0000.
+fn keys_holding_nul(object: &Map<String, Value>) -> Vec<&str> {
+    fn holds_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(holds_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+            _ => false,
+        }
+    }
+    object
+        .iter()
+        .filter(|(key, value)| key.contains('\0') || holds_nul(value))
+        .map(|(key, _)| key.as_str())
+        .collect()
 }
 
 /// What is wrong with a trimmed, non-empty conversation id, one sentence per problem.

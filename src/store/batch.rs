@@ -197,19 +197,7 @@ pub(super) fn recorded(outcomes: &[DeliveryOutcome<'_>], delivery_ids: &[i64]) -
     outcomes
         .iter()
         .zip(delivery_ids)
-        .map(
-            |(outcome, &delivery_id)| match (outcome.result, outcome.event_id) {
-                (DeliveryResult::Accepted, Some(event_id)) => Recorded::Accepted {
-                    delivery_id,
-                    event_id,
-                },
-                (DeliveryResult::Duplicate, Some(event_id)) => Recorded::Duplicate {
-                    delivery_id,
-                    event_id,
-                },
-                _ => Recorded::Rejected { delivery_id },
-            },
-        )
+        .map(|(outcome, &delivery_id)| outcome.recorded(delivery_id))
         .collect()
 }
 

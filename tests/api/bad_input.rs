@@ -186,3 +186,26 @@ async fn a_body_just_under_the_limit_is_accepted(backend: Backend) {
 }
 
 both_stores!(a_body_just_under_the_limit_is_accepted);
+
+async fn a_nul_character_is_refused_but_kept(backend: Backend) {
+    let Some((_db, app)) = app_with_token(backend, "a_nul_character_is_refused_but_kept").await
+    else {
+        return;
+    };
+    let body = br#"{"conversationId":"nul-1","status":"failed","reason":"486 Busy\u0000Here","x":{"y":["\u0000"]}}"#;
+
+    let response = app.post(&format!("/notify/{TOKEN}"), body.to_vec()).await;
+
+    let problem = assert_problem(response, 422).await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["reason", "x"]);
+    assert_rejected_delivery(&app, &problem, body).await;
+    app.stop().await;
+}
+
+both_stores!(a_nul_character_is_refused_but_kept);
