@@ -152,7 +152,9 @@ def measure(store, base_url, calls, day0, results_path):
     path = f"/v1/calls?outcome=machine&since={since}&until={until}"
     samples, body = client.timed(path, requests, budget, warmup)
     page = json.loads(body)
-    assert page["data"] and all(c["outcome"] == "machine" for c in page["data"])
+    assert len(page["data"]) == 50
+    assert all(c["outcome"] == "machine" and since <= c["occurred_at"][:19] + "Z" < until
+               for c in page["data"])
     record("outcome=machine, one day", samples)
 
     # 3. Page 100 by cursor: walk 99 pages once, then time the 100th repeatedly.
@@ -166,7 +168,15 @@ def measure(store, base_url, calls, day0, results_path):
     record("page 100 by cursor", samples)
     record("pages 2-99 (one walk)", walk)
 
-    # 4. Daily statistics over the 30 seeded days. PostgreSQL switches a prepared
+    # 4. A page deep in the list: after the newest call of the first seeded day, which
+    # some 97% of the calls precede in the list's newest-first order.
+    _, body = client.get(f"/v1/calls?until={iso(day0 + DAY)}&limit=1")
+    deep = json.loads(body)["next_cursor"]
+    samples, body = client.timed("/v1/calls?cursor=" + deep, requests, budget, warmup)
+    assert len(json.loads(body)["data"]) == 50
+    record("page ~97% deep by cursor", samples)
+
+    # 5. Daily statistics over the 30 seeded days. PostgreSQL switches a prepared
     # statement to its generic plan after five runs: warm up past that, to time the
     # steady state.
     path = f"/v1/stats?bucket=day&since={iso(day0)}&until={iso(day0 + 30 * DAY)}"
@@ -175,6 +185,12 @@ def measure(store, base_url, calls, day0, results_path):
     assert stats["calls"] == calls, f"stats count {stats['calls']} calls, seeded {calls}"
     assert len(stats["buckets"]) == 30
     record("stats, bucket=day, 30 days", samples)
+
+    # 6. For comparison, hourly statistics of the last seeded day.
+    path = f"/v1/stats?bucket=hour&since={since}&until={until}"
+    samples, body = client.timed(path, stats_requests, budget, min(warmup, 6))
+    assert len(json.loads(body)["buckets"]) == 24
+    record("stats, bucket=hour, one day", samples)
 
     results = []
     if os.path.exists(results_path):
