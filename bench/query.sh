@@ -14,9 +14,9 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 #                            a server where the bench may create and drop a database
 #   REQUESTS=300             timed requests per list scenario
-#   STATS_REQUESTS=100       timed requests of the stats scenario
+#   STATS_REQUESTS=100       timed requests per statistics scenario
 #   BUDGET=60                seconds one scenario may take at most (at least 10 samples)
-#   WARMUP=20                untimed requests before each scenario
+#   WARMUP=20                untimed requests before each scenario (at most 6 for statistics)
 #   CALLTRAIL_BIN=           an already built binary (skips `cargo build --release`)
 #   PG_SETTINGS=             e.g. "jit=off plan_cache_mode=force_custom_plan": set on the
 #                            bench database (ALTER DATABASE), to try server settings
@@ -69,7 +69,8 @@ step "machine"
 echo "$(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
 echo "calls: $CALLS over $(date -u -d "@$day0" +%F) .. $(date -u -d "@$((day0 + 29 * 86400))" +%F)"
 
-# Starts calltrail on `url`, waits until it is ready, measures, stops it.
+# Starts calltrail on `url` (log level warn: the query path is measured, not the request
+# log line), waits until it is ready and the CPUs are idle, measures, stops it.
 serve_and_measure() {
     local store=$1 url=$2 port
     port=$(python3 "$helper" free-port)
@@ -115,6 +116,9 @@ for store in $STORES; do
         time psql -q "$url" -v calls="$CALLS" -v day0="$day0" -v seed=0.42 \
             -f bench/seed_postgres.sql >/dev/null
         echo "calls table: $(psql -Atq "$url" -c "select pg_size_pretty(pg_table_size('calls')) || ' + indexes ' || pg_size_pretty(pg_indexes_size('calls'))")"
+        # Flush the seeding now rather than in a checkpoint that overlaps the measurements
+        # (needs superuser or pg_checkpoint; skipped otherwise).
+        psql -q "$url" -c checkpoint >/dev/null 2>&1 || echo "(no checkpoint: not permitted)"
         serve_and_measure postgres "$url"
         psql -q "$pg_admin" -c "drop database $pg_db with (force)" >/dev/null
         pg_db=
