@@ -9,6 +9,7 @@ pub mod dialouts;
 mod error;
 mod postgres;
 pub mod query;
+mod rollup;
 mod rows;
 mod sqlite;
 

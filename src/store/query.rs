@@ -156,8 +156,10 @@ pub const CALL_COLUMNS: &str = "conversation_id, state, status, outcome, reason_
 pub const DELIVERY_COLUMNS: &str =
     "id, received_at, content_type, body, result, error, errors, conversation_id, event_id";
 
-/// Appends ` and …` for every condition of `filter`.
-pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
+/// Appends ` and …` for the filter's conditions on the dimensions the statistics tables
+/// keep too (state, outcome, AMD result, reason code); `no_amd_result` is the condition
+/// matching a call without an AMD result.
+fn push_dimension_conditions(sql: &mut Sql, filter: &CallFilter, no_amd_result: &str) {
     if !filter.states.is_empty() {
         sql.push_in(
             "state",
@@ -184,7 +186,7 @@ pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
             alternatives.push(format!("amd_result in ({})", placeholders.join(", ")));
         }
         if none {
-            alternatives.push("amd_result is null".to_owned());
+            alternatives.push(no_amd_result.to_owned());
         }
         sql.push(&format!(" and ({})", alternatives.join(" or ")));
     }
@@ -194,6 +196,11 @@ pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
             filter.reason_codes.iter().map(|r| Arg::Text(r.clone())),
         );
     }
+}
+
+/// Appends ` and …` for every condition of `filter`.
+pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
+    push_dimension_conditions(sql, filter, "amd_result is null");
     if !filter.sip_codes.is_empty() {
         sql.push_in(
             "sip_code",
@@ -315,6 +322,189 @@ pub fn quarter_hour_outcomes(dialect: Dialect, filter: &CallFilter) -> Sql {
     sql
 }
 
+/// Whole UTC days, as days since the epoch; `until` exclusive, `None` open-ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Where the statistics for one filter are read: the whole UTC days of its range from the
+/// statistics tables (`store::rollup`), and the parts of a day at either end from `calls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPlan {
+    /// Read from the statistics tables, unless the filter has conditions they do not keep.
+    pub days: Option<DayRange>,
+    /// Read from `calls`, each with the filter's conditions and a narrower range.
+    pub calls: Vec<CallFilter>,
+}
+
+/// Splits a statistics filter between the statistics tables and `calls`. The tables keep
+/// the dimensions and the time of each call but not its SIP code, id, duration bounds or
+/// dial-out, so a filter on any of those reads `calls` alone.
+pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
+    let only_calls = || StatsPlan {
+        days: None,
+        calls: vec![filter.clone()],
+    };
+    let countable = filter.sip_codes.is_empty()
+        && filter.conversation_prefix.is_none()
+        && filter.min_duration.is_none()
+        && filter.max_duration.is_none()
+        && filter.dialout.is_empty();
+    if !countable {
+        return only_calls();
+    }
+    let day = super::rollup::DAY_SECONDS;
+    // The first whole day at or after `since`, and the day `until` falls in.
+    let from = filter.since.map(|since| {
+        let seconds = since.timestamp();
+        let aligned = seconds.rem_euclid(day) == 0 && since.timestamp_subsec_nanos() == 0;
+        seconds.div_euclid(day) + i64::from(!aligned)
+    });
+    let until = filter.until.map(|until| until.timestamp().div_euclid(day));
+    if let (Some(from), Some(until)) = (from, until) {
+        if from >= until {
+            return only_calls();
+        }
+    }
+    let start_of = |days: i64| DateTime::from_timestamp(days * day, 0);
+    let mut calls = Vec::new();
+    if let (Some(since), Some(from)) = (filter.since, from) {
+        let Some(first) = start_of(from) else {
+            return only_calls();
+        };
+        if since < first {
+            calls.push(CallFilter {
+                until: Some(first),
+                ..filter.clone()
+            });
+        }
+    }
+    if let (Some(end), Some(until)) = (filter.until, until) {
+        let Some(last) = start_of(until) else {
+            return only_calls();
+        };
+        if last < end {
+            calls.push(CallFilter {
+                since: Some(last),
+                ..filter.clone()
+            });
+        }
+    }
+    StatsPlan {
+        days: Some(DayRange { from, until }),
+        calls,
+    }
+}
+
+/// Appends the dimension conditions and the day range, on a statistics table whose time
+/// column holds `per_day` units a day.
+fn push_count_conditions(
+    sql: &mut Sql,
+    filter: &CallFilter,
+    days: DayRange,
+    column: &str,
+    per_day: i64,
+) {
+    push_dimension_conditions(sql, filter, "amd_result = ''");
+    if let Some(from) = days.from {
+        let p = sql.bind(Arg::Int(from * per_day));
+        sql.push(&format!(" and {column} >= {p}"));
+    }
+    if let Some(until) = days.until {
+        let p = sql.bind(Arg::Int(until * per_day));
+        sql.push(&format!(" and {column} < {p}"));
+    }
+}
+
+const SLOTS_PER_DAY: i64 = super::rollup::DAY_SECONDS / super::rollup::SLOT_SECONDS;
+
+/// [`call_breakdown`] over whole days, from the statistics tables.
+pub fn counted_breakdown(dialect: Dialect, filter: &CallFilter, days: DayRange) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select state, outcome, nullif(amd_result, '') as amd_result, \
+         nullif(reason_code, '') as reason_code, answered, \
+         cast(sum(calls) as bigint) as calls from call_slot_counts where true",
+    );
+    push_count_conditions(&mut sql, filter, days, "slot", SLOTS_PER_DAY);
+    sql.push(" group by state, outcome, amd_result, reason_code, answered having sum(calls) <> 0");
+    sql
+}
+
+/// [`duration_histogram`] over whole days, from the statistics tables.
+pub fn counted_durations(dialect: Dialect, filter: &CallFilter, days: DayRange) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select duration_s, cast(sum(calls) as bigint) as calls \
+         from call_day_durations where true",
+    );
+    push_count_conditions(&mut sql, filter, days, "day", 1);
+    sql.push(" group by duration_s having sum(calls) <> 0");
+    sql
+}
+
+/// [`quarter_hour_outcomes`] over whole days, from the statistics tables.
+pub fn counted_quarter_hours(dialect: Dialect, filter: &CallFilter, days: DayRange) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select slot, outcome, cast(sum(calls) as bigint) as calls \
+         from call_slot_counts where true",
+    );
+    push_count_conditions(&mut sql, filter, days, "slot", SLOTS_PER_DAY);
+    sql.push(" group by slot, outcome having sum(calls) <> 0");
+    sql
+}
+
+/// `floor(Unix seconds of occurred_at / unit)` in the dialect.
+fn occurred_at_in(dialect: Dialect, unit: i64) -> String {
+    match dialect {
+        Dialect::Postgres => format!("floor(extract(epoch from occurred_at) / {unit})::bigint"),
+        // Integer division truncates towards zero: subtract the remainder first so that
+        // times before 1970 round down as well.
+        Dialect::Sqlite => {
+            let s = "cast(strftime('%s', occurred_at) as integer)";
+            format!("({s} - ((({s} % {unit}) + {unit}) % {unit})) / {unit}")
+        }
+    }
+}
+
+/// True when calls exist but the statistics tables hold nothing: they were added to a
+/// database that already held calls (or the calls were loaded around calltrail).
+pub const COUNTS_MISSING: &str = "select exists (select 1 from calls) \
+     and not exists (select 1 from call_slot_counts)";
+
+/// Statements that fill the (empty) statistics tables from `calls`.
+pub fn rebuild_counts(dialect: Dialect) -> [String; 2] {
+    let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
+    let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
+    [
+        format!(
+            "insert into call_slot_counts
+                 (slot, state, outcome, amd_result, reason_code, answered, calls)
+             select slot, state, outcome, amd_result, reason_code, answered, count(*)
+             from (select {slot} as slot, state, outcome,
+                          coalesce(amd_result, '') as amd_result,
+                          coalesce(reason_code, '') as reason_code,
+                          {ANSWERED} as answered
+                   from calls) as c
+             group by slot, state, outcome, amd_result, reason_code, answered"
+        ),
+        format!(
+            "insert into call_day_durations
+                 (day, state, outcome, amd_result, reason_code, duration_s, calls)
+             select day, state, outcome, amd_result, reason_code, duration_s, count(*)
+             from (select {day} as day, state, outcome,
+                          coalesce(amd_result, '') as amd_result,
+                          coalesce(reason_code, '') as reason_code, duration_s
+                   from calls
+                   where duration_s is not null) as c
+             group by day, state, outcome, amd_result, reason_code, duration_s"
+        ),
+    ]
+}
+
 /// One page of deliveries, newest first, `limit + 1` rows.
 pub fn list_deliveries(
     dialect: Dialect,
@@ -413,5 +603,116 @@ mod tests {
             migration.contains(&format!("({PG_QUARTER_HOUR})")),
             "migration 0002 lost `{PG_QUARTER_HOUR}`"
         );
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn statistics_read_whole_days_from_the_counts_and_the_rest_from_calls() {
+        let day = |text: &str| at(text).timestamp() / 86_400;
+        let filter = CallFilter {
+            outcomes: vec![Outcome::Machine],
+            since: Some(at("2026-11-01T10:00:00Z")),
+            until: Some(at("2026-11-04T06:30:00Z")),
+            ..CallFilter::default()
+        };
+        let plan = stats_plan(&filter);
+        assert_eq!(
+            plan.days,
+            Some(DayRange {
+                from: Some(day("2026-11-02T00:00:00Z")),
+                until: Some(day("2026-11-04T00:00:00Z")),
+            })
+        );
+        let ranges: Vec<_> = plan.calls.iter().map(|f| (f.since, f.until)).collect();
+        assert_eq!(
+            ranges,
+            [
+                (
+                    Some(at("2026-11-01T10:00:00Z")),
+                    Some(at("2026-11-02T00:00:00Z"))
+                ),
+                (
+                    Some(at("2026-11-04T00:00:00Z")),
+                    Some(at("2026-11-04T06:30:00Z"))
+                ),
+            ]
+        );
+        assert!(plan.calls.iter().all(|f| f.outcomes == [Outcome::Machine]));
+
+        // Midnight to midnight: the counts alone.
+        let aligned = CallFilter {
+            since: Some(at("2026-11-01T00:00:00Z")),
+            until: Some(at("2026-11-04T00:00:00Z")),
+            ..CallFilter::default()
+        };
+        assert_eq!(stats_plan(&aligned).calls, []);
+        // No range at all: every day, from the counts.
+        let everything = stats_plan(&CallFilter::default());
+        assert_eq!(
+            everything.days,
+            Some(DayRange {
+                from: None,
+                until: None
+            })
+        );
+        assert_eq!(everything.calls, []);
+        // A microsecond past midnight starts the whole days a day later.
+        let late = CallFilter {
+            since: Some(at("2026-11-01T00:00:00.000001Z")),
+            ..CallFilter::default()
+        };
+        let plan = stats_plan(&late);
+        assert_eq!(plan.days.unwrap().from, Some(day("2026-11-02T00:00:00Z")));
+        assert_eq!(plan.calls[0].until, Some(at("2026-11-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn statistics_within_one_day_or_on_uncounted_conditions_read_calls() {
+        let within = CallFilter {
+            since: Some(at("2026-11-01T10:00:00Z")),
+            until: Some(at("2026-11-02T06:00:00Z")),
+            ..CallFilter::default()
+        };
+        assert_eq!(stats_plan(&within).days, None);
+        assert_eq!(stats_plan(&within).calls, std::slice::from_ref(&within));
+        for filter in [
+            CallFilter {
+                sip_codes: vec![486],
+                ..CallFilter::default()
+            },
+            CallFilter {
+                conversation_prefix: Some("a".into()),
+                ..CallFilter::default()
+            },
+            CallFilter {
+                min_duration: Some(1),
+                ..CallFilter::default()
+            },
+        ] {
+            assert_eq!(stats_plan(&filter).days, None, "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn counts_match_calls_without_an_amd_result_by_the_empty_string() {
+        let filter = CallFilter {
+            amd_results: vec![None],
+            ..CallFilter::default()
+        };
+        let days = DayRange {
+            from: Some(2),
+            until: Some(3),
+        };
+        let sql = counted_quarter_hours(Dialect::Postgres, &filter, days);
+        assert!(
+            sql.text
+                .contains(" and (amd_result = '') and slot >= $1 and slot < $2"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(sql.args, [Arg::Int(192), Arg::Int(288)]);
     }
 }

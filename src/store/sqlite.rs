@@ -19,6 +19,8 @@ use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError,
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
+use super::query;
+
 mod dialouts;
 mod reads;
 mod write;
@@ -59,6 +61,33 @@ impl SqliteStore {
     #[tracing::instrument(name = "sqlite.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
+        self.count_calls_if_uncounted().await
+    }
+
+    /// Fills the statistics tables from `calls` when they are missing (see
+    /// [`query::COUNTS_MISSING`]), in one transaction.
+    async fn count_calls_if_uncounted(&self) -> Result<()> {
+        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+            .fetch_one(&self.pool)
+            .await?;
+        if !missing {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut tx = self.pool.begin_with("begin immediate").await?;
+        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+            .fetch_one(&mut *tx)
+            .await?;
+        if missing {
+            for statement in query::rebuild_counts(query::Dialect::Sqlite) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "filled the statistics tables from the stored calls"
+            );
+        }
         Ok(())
     }
 
@@ -246,7 +275,7 @@ async fn refold_call(db: &mut SqliteConnection, conversation_id: &str) -> Result
         .collect::<Result<Vec<RecordedEvent>>>()?;
     let call = call::fold(&events)
         .ok_or_else(|| StoreError::Corrupt(format!("call {conversation_id:?} has no events")))?;
-    upsert_call(db, &call).await
+    write::upsert_calls(db, std::slice::from_ref(&call)).await
 }
 
 async fn select_events(
@@ -282,55 +311,6 @@ async fn select_call(
     .fetch_optional(db)
     .await?;
     Ok(row)
-}
-
-async fn upsert_call(db: impl SqliteExecutor<'_>, call: &Call) -> Result<()> {
-    sqlx::query(
-        "insert into calls (conversation_id, state, status, outcome, reason_code, reason,
-                            sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
-                            amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
-                            updated_at)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-         on conflict (conversation_id) do update set
-             state = excluded.state,
-             status = excluded.status,
-             outcome = excluded.outcome,
-             reason_code = excluded.reason_code,
-             reason = excluded.reason,
-             sip_code = excluded.sip_code,
-             sip_reason = excluded.sip_reason,
-             duration_s = excluded.duration_s,
-             connected_at = excluded.connected_at,
-             ended_at = excluded.ended_at,
-             amd_mode = excluded.amd_mode,
-             amd_result = excluded.amd_result,
-             occurred_at = excluded.occurred_at,
-             first_seen_at = excluded.first_seen_at,
-             last_seen_at = excluded.last_seen_at,
-             event_count = excluded.event_count,
-             updated_at = excluded.updated_at",
-    )
-    .bind(&call.conversation_id)
-    .bind(call.state.as_str())
-    .bind(&call.status)
-    .bind(call.outcome.as_str())
-    .bind(&call.reason_code)
-    .bind(&call.reason)
-    .bind(sip_code_to_column(call.sip_code))
-    .bind(&call.sip_reason)
-    .bind(call.duration_s)
-    .bind(call.connected_at.map(utc_text))
-    .bind(call.ended_at.map(utc_text))
-    .bind(call.amd_mode.map(|mode| mode.as_str()))
-    .bind(call.amd_result.map(|result| result.as_str()))
-    .bind(utc_text(call.occurred_at))
-    .bind(utc_text(call.first_seen_at))
-    .bind(utc_text(call.last_seen_at))
-    .bind(call.event_count)
-    .bind(utc_text(Utc::now()))
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

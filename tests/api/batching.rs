@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::helpers::{assert_problem, fresh_db, spawn_ready, test_settings};
+use crate::helpers::{
+    assert_counts_match_calls, assert_problem, fresh_db, spawn_ready, test_settings,
+};
 use crate::support::{Backend, TestDb, both_stores};
 
 /// Two calls' notifications: call "batch-a" answered and completed, posted completed first;
@@ -100,6 +102,7 @@ async fn one_batch_answers_and_records_like_posting_one_at_a_time(backend: Backe
     assert_eq!(call_a["outcome"], "machine");
     assert_eq!(call_a["event_count"], 2);
     assert_eq!(call_a["occurred_at"], "2023-05-08T11:32:49Z");
+    assert_counts_match_calls(&batched_db, &batched).await;
     batched.stop().await;
     sequential.stop().await;
 }

@@ -5,7 +5,10 @@ use calltrail::notification::{FieldError, Rejection};
 use calltrail::store::NewDelivery;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, fixture, fresh_db, spawn_ready, test_settings};
+use crate::helpers::{
+    TestApp, assert_counts_match_calls, assert_problem, fixture, fresh_db, spawn_ready,
+    test_settings,
+};
 use crate::support::{Backend, both_stores};
 
 async fn json_of(app: &TestApp, path: &str) -> Value {
@@ -141,6 +144,8 @@ async fn reprocessing_after_a_timezone_change_shifts_the_times(backend: Backend)
     assert_eq!(call["ended_at"], "2023-05-08T06:00:05Z");
     assert_eq!(call["events"][0]["connect_time"], "2023-05-08T05:59:55Z");
     assert_eq!(call["event_count"], 1);
+    // The call moved to another quarter hour: its count moved with it.
+    assert_counts_match_calls(&db, &kolkata).await;
     kolkata.stop().await;
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::dialouts::{Sim, dial, futures_join_all, with_gateway};
-use crate::helpers::{fresh_db, spawn_ready, test_settings};
+use crate::helpers::{assert_counts_match_calls, fresh_db, spawn_ready, test_settings};
 use crate::support::{Backend, both_stores};
 
 const CALLS: usize = 200;
@@ -119,6 +119,7 @@ async fn two_hundred_dialouts_end_as_the_simulator_played_them(backend: Backend)
         .await
         .unwrap();
     assert_eq!(e2e["calls"], CALLS);
+    assert_counts_match_calls(&db, &app).await;
     app.stop().await;
     sim.stop().await;
 }

@@ -1,11 +1,13 @@
 //! Spawning calltrail for a test and talking to it.
 
+use std::collections::BTreeMap;
 use std::sync::Once;
 
 use calltrail::config::Settings;
 use calltrail::startup::Application;
 use calltrail::store::Store;
 use serde_json::Value;
+use sqlx::Connection;
 use tokio::sync::oneshot;
 
 use crate::support::{Backend, TestDb};
@@ -179,4 +181,121 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
         "detail: {body}"
     );
     body
+}
+
+/// `(slot, state, outcome, amd_result, reason_code, answered)` → calls.
+type SlotCounts = BTreeMap<(i64, String, String, String, String, i32), i64>;
+/// `(day, state, outcome, amd_result, reason_code, duration_s)` → calls.
+type DurationCounts = BTreeMap<(i64, String, String, String, String, i64), i64>;
+
+/// Asserts that the statistics tables hold exactly the counts of the calls the API lists,
+/// computed here from the exported calls.
+pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
+    let export = app.get("/v1/calls/export?format=ndjson").await;
+    assert_eq!(export.status(), 200);
+    let mut slots = SlotCounts::new();
+    let mut durations = DurationCounts::new();
+    for line in export.text().await.unwrap().lines() {
+        let call: Value = serde_json::from_str(line).unwrap();
+        let text = |field: &str| call[field].as_str().unwrap_or_default().to_owned();
+        let seconds = chrono::DateTime::parse_from_rfc3339(call["occurred_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        let dims = (
+            text("state"),
+            text("outcome"),
+            text("amd_result"),
+            text("reason_code"),
+        );
+        let answered = i32::from(!call["connected_at"].is_null());
+        *slots
+            .entry((
+                seconds.div_euclid(900),
+                dims.0.clone(),
+                dims.1.clone(),
+                dims.2.clone(),
+                dims.3.clone(),
+                answered,
+            ))
+            .or_default() += 1;
+        if let Some(duration) = call["duration_s"].as_i64() {
+            *durations
+                .entry((
+                    seconds.div_euclid(86_400),
+                    dims.0,
+                    dims.1,
+                    dims.2,
+                    dims.3,
+                    duration,
+                ))
+                .or_default() += 1;
+        }
+    }
+    let (stored_slots, stored_durations) = stored_counts(db).await;
+    assert_eq!(stored_slots, slots, "call_slot_counts");
+    assert_eq!(stored_durations, durations, "call_day_durations");
+}
+
+const SLOT_ROWS: &str = "select slot, state, outcome, amd_result, reason_code, answered, calls \
+     from call_slot_counts where calls <> 0";
+const DURATION_ROWS: &str = "select day, state, outcome, amd_result, reason_code, duration_s, \
+     calls from call_day_durations where calls <> 0";
+
+async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts) {
+    type SlotRow = (i64, String, String, String, String, i32, i64);
+    type DurationRow = (i64, String, String, String, String, i64, i64);
+    let (slots, durations): (Vec<SlotRow>, Vec<DurationRow>) = match db.backend {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            (
+                sqlx::query_as(SLOT_ROWS).fetch_all(&mut db).await.unwrap(),
+                sqlx::query_as(DURATION_ROWS)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap(),
+            )
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            (
+                sqlx::query_as(SLOT_ROWS).fetch_all(&mut db).await.unwrap(),
+                sqlx::query_as(DURATION_ROWS)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    (
+        slots
+            .into_iter()
+            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
+            .collect(),
+        durations
+            .into_iter()
+            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
+            .collect(),
+    )
+}
+
+/// Empties the statistics tables, as a database that had calls before they existed.
+pub async fn forget_counts(db: &TestDb) {
+    let statements = [
+        "delete from call_slot_counts",
+        "delete from call_day_durations",
+    ];
+    match db.backend {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+    }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fresh_db, spawn_ready, test_settings};
+use crate::helpers::{
+    TestApp, assert_counts_match_calls, forget_counts, fresh_db, spawn_ready, test_settings,
+};
 use crate::seed::{KINDS, Kind, Seed, post_all, seeds};
 use crate::support::{Backend, both_stores};
 
@@ -14,6 +16,10 @@ async fn stats(app: &TestApp, query: &str) -> Value {
     let response = app.get(&format!("/v1/stats?{query}")).await;
     assert_eq!(response.status(), 200, "{query}");
     response.json().await.unwrap()
+}
+
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    rfc3339.parse().unwrap()
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -39,6 +45,25 @@ async fn figures_match_independent_counts(backend: Backend) {
         (
             "since=2026-11-20",
             Box::new(|s: &Seed| s.at >= "2026-11-20T00:00:00Z".parse::<DateTime<Utc>>().unwrap()),
+        ),
+        // Whole days from the statistics tables, the ends of the range from the calls.
+        (
+            "since=2026-11-19T10:00:00Z&until=2026-11-21",
+            Box::new(|s: &Seed| s.at >= at("2026-11-19T10:00:00Z")),
+        ),
+        (
+            "since=2026-11-18&until=2026-11-20T12:30:00Z&amd_result=none,amd_human_detected",
+            Box::new(|s: &Seed| {
+                s.at < at("2026-11-20T12:30:00Z")
+                    && matches!(s.amd_result(), None | Some("amd_human_detected"))
+            }),
+        ),
+        (
+            "since=2026-11-19T07:00:00Z&until=2026-11-20T18:00:00Z&state=completed",
+            Box::new(|s: &Seed| {
+                (at("2026-11-19T07:00:00Z")..at("2026-11-20T18:00:00Z")).contains(&s.at)
+                    && s.state() == "completed"
+            }),
         ),
     ] {
         let picked: Vec<&Seed> = seeds.iter().filter(|s| pick(s)).collect();
@@ -126,10 +151,65 @@ async fn figures_match_independent_counts(backend: Backend) {
         empty["duration_s"],
         json!({"avg": null, "p50": null, "p95": null, "max": null})
     );
+    assert_counts_match_calls(&db, &app).await;
+
+    // A database whose calls predate the statistics tables: the next start fills them.
+    let month = "since=2026-11-01&until=2026-12-01&bucket=hour&tz=America/New_York";
+    let before = stats(&app, month).await;
+    app.stop().await;
+    forget_counts(&db).await;
+    let app = spawn_ready(test_settings(&db.url)).await;
+    assert_eq!(stats(&app, month).await, before);
+    assert_counts_match_calls(&db, &app).await;
     app.stop().await;
 }
 
 both_stores!(figures_match_independent_counts);
+
+async fn two_instances_count_one_quarter_hour_exactly(backend: Backend) {
+    let name = "two_instances_count_one_quarter_hour_exactly";
+    let Some(db) = fresh_db(backend, name).await else {
+        return;
+    };
+    let first = spawn_ready(test_settings(&db.url)).await;
+    let second = spawn_ready(test_settings(&db.url)).await;
+    // 120 calls a few seconds apart: every write lands on the same few rows of counts.
+    let newest: DateTime<Utc> = "2026-11-20T18:14:00Z".parse().unwrap();
+    let calls: Vec<Seed> = (0..120)
+        .map(|i| {
+            let kind = KINDS[i % KINDS.len()];
+            let at = newest - chrono::Duration::seconds(7 * i as i64);
+            Seed::new(format!("q-{i:03}"), kind, at, (i as i64 * 5) % 40 + 1)
+        })
+        .collect();
+    let mut posts = tokio::task::JoinSet::new();
+    for (i, seed) in calls.iter().enumerate() {
+        let mut notifications = seed.notifications();
+        if i % 3 == 0 {
+            notifications.reverse();
+        }
+        for (j, body) in notifications.into_iter().enumerate() {
+            let app = if (i + j) % 2 == 0 { &first } else { &second };
+            let request = app.client.post(app.url("/notify")).body(body.to_string());
+            posts.spawn(async move { request.send().await.unwrap().status() });
+        }
+    }
+    for status in posts.join_all().await {
+        assert_eq!(status, 200);
+    }
+
+    assert_counts_match_calls(&db, &first).await;
+    let got = stats(&first, "since=2026-11-20&until=2026-11-21").await;
+    assert_eq!(got["calls"], 120);
+    for state in ["completed", "failed", "in_progress", "unknown"] {
+        let expected = calls.iter().filter(|s| s.state() == state).count();
+        assert_eq!(got["by_state"][state], expected, "{state}: {got}");
+    }
+    first.stop().await;
+    second.stop().await;
+}
+
+both_stores!(two_instances_count_one_quarter_hour_exactly);
 
 async fn day_buckets_follow_the_zone_across_a_dst_change(backend: Backend) {
     let name = "day_buckets_follow_the_zone_across_a_dst_change";

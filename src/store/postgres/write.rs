@@ -2,6 +2,8 @@
 //! (one WAL flush), with `unnest` array inserts, so that each statement is prepared once
 //! whatever the batch size. See [`super::super::batch`] for the bookkeeping.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -10,7 +12,9 @@ use super::PgStore;
 use crate::call::Call;
 use crate::notification::Notification;
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
-use crate::store::rows::{DeliveryOutcome, EventRow, sip_code_to_column};
+use crate::store::query::CALL_COLUMNS;
+use crate::store::rollup::Deltas;
+use crate::store::rows::{CallRow, DeliveryOutcome, EventRow, sip_code_to_column};
 use crate::store::{Recorded, Result};
 
 impl PgStore {
@@ -222,9 +226,46 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
     upsert_calls(db, &calls).await
 }
 
-async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
-    sqlx::query(
-        "insert into calls (conversation_id, state, status, outcome, reason_code, reason,
+/// Writes the records over the calls' rows and moves their counts in the statistics tables
+/// from what the rows held before to what they hold now.
+pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
+    // One statement: `old` reads the snapshot the statement started with, before the
+    // upsert's changes.
+    let old: Vec<CallRow> = sqlx::query_as(UPSERT_CALLS.as_str())
+        .bind(map(calls, |c| c.conversation_id.as_str()))
+        .bind(map(calls, |c| c.state.as_str()))
+        .bind(map(calls, |c| c.status.as_deref()))
+        .bind(map(calls, |c| c.outcome.as_str()))
+        .bind(map(calls, |c| c.reason_code.as_deref()))
+        .bind(map(calls, |c| c.reason.as_deref()))
+        .bind(map(calls, |c| sip_code_to_column(c.sip_code)))
+        .bind(map(calls, |c| c.sip_reason.as_deref()))
+        .bind(map(calls, |c| c.duration_s))
+        .bind(map(calls, |c| c.connected_at))
+        .bind(map(calls, |c| c.ended_at))
+        .bind(map(calls, |c| c.amd_mode.map(|mode| mode.as_str())))
+        .bind(map(calls, |c| c.amd_result.map(|result| result.as_str())))
+        .bind(map(calls, |c| c.occurred_at))
+        .bind(map(calls, |c| c.first_seen_at))
+        .bind(map(calls, |c| c.last_seen_at))
+        .bind(map(calls, |c| c.event_count))
+        .bind(Utc::now())
+        .fetch_all(&mut *db)
+        .await?;
+    let old = old
+        .into_iter()
+        .map(Call::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    apply_counts(db, &Deltas::between(&old, calls)).await
+}
+
+static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with old as (
+         select {CALL_COLUMNS} from calls where conversation_id = any($1::text[])
+     ),
+     upserted as (
+         insert into calls (conversation_id, state, status, outcome, reason_code, reason,
                             sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
                             amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
                             updated_at)
@@ -250,26 +291,49 @@ async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
              first_seen_at = excluded.first_seen_at,
              last_seen_at = excluded.last_seen_at,
              event_count = excluded.event_count,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at
+     )
+     select * from old"
     )
-    .bind(map(calls, |c| c.conversation_id.as_str()))
-    .bind(map(calls, |c| c.state.as_str()))
-    .bind(map(calls, |c| c.status.as_deref()))
-    .bind(map(calls, |c| c.outcome.as_str()))
-    .bind(map(calls, |c| c.reason_code.as_deref()))
-    .bind(map(calls, |c| c.reason.as_deref()))
-    .bind(map(calls, |c| sip_code_to_column(c.sip_code)))
-    .bind(map(calls, |c| c.sip_reason.as_deref()))
-    .bind(map(calls, |c| c.duration_s))
-    .bind(map(calls, |c| c.connected_at))
-    .bind(map(calls, |c| c.ended_at))
-    .bind(map(calls, |c| c.amd_mode.map(|mode| mode.as_str())))
-    .bind(map(calls, |c| c.amd_result.map(|result| result.as_str())))
-    .bind(map(calls, |c| c.occurred_at))
-    .bind(map(calls, |c| c.first_seen_at))
-    .bind(map(calls, |c| c.last_seen_at))
-    .bind(map(calls, |c| c.event_count))
-    .bind(Utc::now())
+});
+
+/// Adds the deltas to the statistics tables, in key order (see [`Deltas`]).
+async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let slots: Vec<_> = deltas.slots.iter().collect();
+    let durations: Vec<_> = deltas.durations.iter().collect();
+    sqlx::query(
+        "with slots as (
+             insert into call_slot_counts as t
+                 (slot, state, outcome, amd_result, reason_code, answered, calls)
+             select * from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::integer[], $7::bigint[])
+             on conflict (slot, state, outcome, amd_result, reason_code, answered)
+             do update set calls = t.calls + excluded.calls
+         )
+         insert into call_day_durations as t
+             (day, state, outcome, amd_result, reason_code, duration_s, calls)
+         select * from unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
+                              $13::bigint[], $14::bigint[])
+         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+         do update set calls = t.calls + excluded.calls",
+    )
+    .bind(map(&slots, |(k, _)| k.slot))
+    .bind(map(&slots, |(k, _)| k.state))
+    .bind(map(&slots, |(k, _)| k.outcome))
+    .bind(map(&slots, |(k, _)| k.amd_result))
+    .bind(map(&slots, |(k, _)| k.reason_code.as_str()))
+    .bind(map(&slots, |(k, _)| k.answered))
+    .bind(map(&slots, |(_, n)| **n))
+    .bind(map(&durations, |(k, _)| k.day))
+    .bind(map(&durations, |(k, _)| k.state))
+    .bind(map(&durations, |(k, _)| k.outcome))
+    .bind(map(&durations, |(k, _)| k.amd_result))
+    .bind(map(&durations, |(k, _)| k.reason_code.as_str()))
+    .bind(map(&durations, |(k, _)| k.duration_s))
+    .bind(map(&durations, |(_, n)| **n))
     .execute(db)
     .await?;
     Ok(())

@@ -10,7 +10,9 @@ use super::{SqliteStore, utc_text};
 use crate::call::Call;
 use crate::notification::Notification;
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
-use crate::store::rows::{DeliveryOutcome, EventRow, sip_code_to_column};
+use crate::store::query::CALL_COLUMNS;
+use crate::store::rollup::Deltas;
+use crate::store::rows::{CallRow, DeliveryOutcome, EventRow, sip_code_to_column};
 use crate::store::{Recorded, Result};
 
 /// Rows per multi-row statement: 18 columns × 500 rows stays well under SQLite's limit of
@@ -163,7 +165,19 @@ async fn refold_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> R
     upsert_calls(db, &calls).await
 }
 
-async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> Result<()> {
+/// Writes the records over the calls' rows and moves their counts in the statistics tables
+/// from what the rows held before to what they hold now.
+pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> Result<()> {
+    let old: Vec<CallRow> = sqlx::query_as(&format!(
+        "select {CALL_COLUMNS} from calls where conversation_id in (select value from json_each(?1))"
+    ))
+    .bind(Json(calls.iter().map(|c| &c.conversation_id).collect::<Vec<_>>()))
+    .fetch_all(&mut *db)
+    .await?;
+    let old = old
+        .into_iter()
+        .map(Call::try_from)
+        .collect::<Result<Vec<_>>>()?;
     let updated_at = utc_text(Utc::now());
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -211,6 +225,53 @@ async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> Result<()> {
                  last_seen_at = excluded.last_seen_at,
                  event_count = excluded.event_count,
                  updated_at = excluded.updated_at",
+        );
+        query.build().persistent(false).execute(&mut *db).await?;
+    }
+    apply_counts(db, &Deltas::between(&old, calls)).await
+}
+
+/// Adds the deltas to the statistics tables.
+async fn apply_counts(db: &mut SqliteConnection, deltas: &Deltas) -> Result<()> {
+    let slots: Vec<_> = deltas.slots.iter().collect();
+    for chunk in slots.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "insert into call_slot_counts
+                 (slot, state, outcome, amd_result, reason_code, answered, calls) ",
+        );
+        query.push_values(chunk, |mut row, (key, n)| {
+            row.push_bind(key.slot)
+                .push_bind(key.state)
+                .push_bind(key.outcome)
+                .push_bind(key.amd_result)
+                .push_bind(key.reason_code.as_str())
+                .push_bind(key.answered)
+                .push_bind(**n);
+        });
+        query.push(
+            " on conflict (slot, state, outcome, amd_result, reason_code, answered)
+              do update set calls = calls + excluded.calls",
+        );
+        query.build().persistent(false).execute(&mut *db).await?;
+    }
+    let durations: Vec<_> = deltas.durations.iter().collect();
+    for chunk in durations.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "insert into call_day_durations
+                 (day, state, outcome, amd_result, reason_code, duration_s, calls) ",
+        );
+        query.push_values(chunk, |mut row, (key, n)| {
+            row.push_bind(key.day)
+                .push_bind(key.state)
+                .push_bind(key.outcome)
+                .push_bind(key.amd_result)
+                .push_bind(key.reason_code.as_str())
+                .push_bind(key.duration_s)
+                .push_bind(**n);
+        });
+        query.push(
+            " on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+              do update set calls = calls + excluded.calls",
         );
         query.build().persistent(false).execute(&mut *db).await?;
     }

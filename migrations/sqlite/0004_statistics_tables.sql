@@ -1,0 +1,30 @@
+-- Counts of calls that GET /v1/stats reads instead of the calls themselves (see
+-- src/store/rollup.rs). Every transaction that writes a call's record moves its count
+-- here in the same transaction. Absent values are '' (key columns cannot be null).
+-- calltrail fills them from `calls` when it finds them empty beside existing calls (the
+-- first start after this migration): see `rebuild_statistics`.
+
+-- Calls per quarter hour (floor of Unix seconds / 900 of occurred_at) and breakdown.
+create table call_slot_counts (
+    slot integer not null,
+    state text not null,
+    outcome text not null,
+    amd_result text not null,
+    reason_code text not null,
+    answered integer not null,
+    calls integer not null,
+    primary key (slot, state, outcome, amd_result, reason_code, answered)
+) strict, without rowid;
+
+-- Calls per UTC day (floor of Unix seconds / 86400 of occurred_at), dimensions and
+-- whole-second duration, for calls that have a duration.
+create table call_day_durations (
+    day integer not null,
+    state text not null,
+    outcome text not null,
+    amd_result text not null,
+    reason_code text not null,
+    duration_s integer not null,
+    calls integer not null,
+    primary key (day, state, outcome, amd_result, reason_code, duration_s)
+) strict, without rowid;

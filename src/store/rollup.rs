@@ -1,0 +1,194 @@
+//! The statistics tables: counts of calls kept beside `calls`, so that `GET /v1/stats`
+//! over a month reads a few tens of thousands of rows instead of every call.
+//!
+//! - `call_slot_counts`: calls per quarter hour (Unix seconds / 900 of `occurred_at`) and
+//!   every dimension the statistics break down by (state, outcome, AMD result, reason
+//!   code, answered) — the breakdown and the time buckets.
+//! - `call_day_durations`: calls per UTC day, the filterable dimensions and whole-second
+//!   duration — the duration figures, exact.
+//!
+//! Whenever a call's record is written, the transaction that writes it also takes the old
+//! record's contribution out of these tables and puts the new one's in ([`Deltas`]), so
+//! they always hold exactly the counts of `calls` (the store tests check this after every
+//! kind of write). Absent values are stored as `''` (a key column cannot be null).
+//!
+//! Pure: the backends read the old records, run the SQL and bind what this computes.
+
+use std::collections::BTreeMap;
+
+use crate::call::Call;
+
+/// Seconds in a quarter-hour slot.
+pub const SLOT_SECONDS: i64 = crate::stats::SLOT_SECONDS;
+/// Seconds in a UTC day.
+pub const DAY_SECONDS: i64 = 86_400;
+
+/// One row key of `call_slot_counts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotKey {
+    pub slot: i64,
+    pub state: &'static str,
+    pub outcome: &'static str,
+    pub amd_result: &'static str,
+    pub reason_code: String,
+    pub answered: i32,
+}
+
+/// One row key of `call_day_durations`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationKey {
+    pub day: i64,
+    pub state: &'static str,
+    pub outcome: &'static str,
+    pub amd_result: &'static str,
+    pub reason_code: String,
+    pub duration_s: i64,
+}
+
+/// Changes to the statistics tables, one per key, sorted by key: every transaction takes
+/// the rows' locks in the same order, so two writers never deadlock on them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deltas {
+    pub slots: BTreeMap<SlotKey, i64>,
+    pub durations: BTreeMap<DurationKey, i64>,
+}
+
+impl Deltas {
+    /// The changes that replacing the records `old` (those that existed) by `new` makes.
+    pub fn between<'c>(
+        old: impl IntoIterator<Item = &'c Call>,
+        new: impl IntoIterator<Item = &'c Call>,
+    ) -> Self {
+        let mut deltas = Self::default();
+        for call in old {
+            deltas.count(call, -1);
+        }
+        for call in new {
+            deltas.count(call, 1);
+        }
+        deltas.slots.retain(|_, n| *n != 0);
+        deltas.durations.retain(|_, n| *n != 0);
+        deltas
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.durations.is_empty()
+    }
+
+    fn count(&mut self, call: &Call, by: i64) {
+        let seconds = call.occurred_at.timestamp();
+        let state = call.state.as_str();
+        let outcome = call.outcome.as_str();
+        let amd_result = call.amd_result.map_or("", |r| r.as_str());
+        let reason_code = call.reason_code.clone().unwrap_or_default();
+        if let Some(duration_s) = call.duration_s {
+            let key = DurationKey {
+                day: seconds.div_euclid(DAY_SECONDS),
+                state,
+                outcome,
+                amd_result,
+                reason_code: reason_code.clone(),
+                duration_s,
+            };
+            *self.durations.entry(key).or_default() += by;
+        }
+        let key = SlotKey {
+            slot: seconds.div_euclid(SLOT_SECONDS),
+            state,
+            outcome,
+            amd_result,
+            reason_code,
+            answered: i32::from(call.connected_at.is_some()),
+        };
+        *self.slots.entry(key).or_default() += by;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{CallState, Outcome};
+    use crate::notification::AmdResult;
+    use chrono::{TimeZone, Utc};
+
+    fn call(id: &str, state: CallState, outcome: Outcome, at: i64) -> Call {
+        let at = Utc.timestamp_opt(at, 0).unwrap();
+        Call {
+            conversation_id: id.into(),
+            state,
+            status: None,
+            outcome,
+            reason_code: None,
+            reason: None,
+            sip_code: None,
+            sip_reason: None,
+            duration_s: None,
+            connected_at: None,
+            ended_at: None,
+            amd_mode: None,
+            amd_result: None,
+            occurred_at: at,
+            first_seen_at: at,
+            last_seen_at: at,
+            event_count: 1,
+            dialout: None,
+        }
+    }
+
+    #[test]
+    fn a_new_call_adds_one_to_its_slot_and_a_duration_once_it_has_one() {
+        let ringing = call("a", CallState::InProgress, Outcome::Unknown, 1_800);
+        let deltas = Deltas::between([], [&ringing]);
+        assert_eq!(deltas.slots.len(), 1);
+        let (key, n) = deltas.slots.iter().next().unwrap();
+        assert_eq!(
+            (key.slot, key.state, key.amd_result, n),
+            (2, "in_progress", "", &1)
+        );
+        assert!(deltas.durations.is_empty());
+
+        let mut done = call("a", CallState::Completed, Outcome::Human, 1_800);
+        done.duration_s = Some(42);
+        done.amd_result = Some(AmdResult::HumanDetected);
+        done.reason_code = Some("normal-clearing".into());
+        done.connected_at = Some(done.occurred_at);
+        let deltas = Deltas::between([&ringing], [&done]);
+        let slots: Vec<_> = deltas
+            .slots
+            .iter()
+            .map(|(k, n)| (k.state, k.answered, k.reason_code.as_str(), *n))
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                ("completed", 1, "normal-clearing", 1),
+                ("in_progress", 0, "", -1)
+            ]
+        );
+        let durations: Vec<_> = deltas
+            .durations
+            .iter()
+            .map(|(k, n)| (k.day, k.amd_result, k.duration_s, *n))
+            .collect();
+        assert_eq!(durations, [(0, "amd_human_detected", 42, 1)]);
+    }
+
+    #[test]
+    fn a_rewrite_that_changes_no_counted_field_changes_nothing() {
+        let before = call("a", CallState::Completed, Outcome::Human, 100);
+        let mut after = before.clone();
+        after.event_count = 3;
+        after.last_seen_at += chrono::Duration::seconds(5);
+        assert!(Deltas::between([&before], [&after]).is_empty());
+    }
+
+    #[test]
+    fn slots_and_days_round_down_before_the_epoch_too() {
+        let early = call("a", CallState::Failed, Outcome::Busy, -1);
+        let mut with_duration = early.clone();
+        with_duration.duration_s = Some(0);
+        let deltas = Deltas::between([], [&with_duration]);
+        assert_eq!(deltas.slots.keys().next().unwrap().slot, -1);
+        assert_eq!(deltas.durations.keys().next().unwrap().day, -1);
+    }
+}
