@@ -186,7 +186,15 @@ def measure(store, base_url, calls, day0, results_path):
     assert len(stats["buckets"]) == 30
     record("stats, bucket=day, 30 days", samples)
 
-    # 6. For comparison, hourly statistics of the last seeded day.
+    # 6. A rolling week that starts at 13:00: six whole days from the statistics tables,
+    # eleven hours of calls read from `calls`, by outcome=machine.
+    week = f"since={iso(day0 + 23 * DAY + 13 * 3600)}&until={iso(day0 + 30 * DAY)}"
+    path = f"/v1/stats?bucket=day&outcome=machine&{week}"
+    samples, body = client.timed(path, stats_requests, budget, min(warmup, 6))
+    assert len(json.loads(body)["buckets"]) == 7
+    record("stats, outcome=machine, 6.5 days", samples)
+
+    # 7. For comparison, hourly statistics of the last seeded day.
     path = f"/v1/stats?bucket=hour&since={since}&until={until}"
     samples, body = client.timed(path, stats_requests, budget, min(warmup, 6))
     assert len(json.loads(body)["buckets"]) == 24
