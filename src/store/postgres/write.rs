@@ -230,7 +230,8 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
 /// from what the rows held before to what they hold now.
 pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
     // One statement: `old` reads the snapshot the statement started with, before the
-    // upsert's changes.
+    // upsert's changes. One primary-key look-up per call, planned anew each time, as in
+    // `refold_calls`: a plan cached while `calls` was small scans the whole table.
     let old: Vec<CallRow> = sqlx::query_as(UPSERT_CALLS.as_str())
         .bind(map(calls, |c| c.conversation_id.as_str()))
         .bind(map(calls, |c| c.state.as_str()))
@@ -250,6 +251,7 @@ pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Resul
         .bind(map(calls, |c| c.last_seen_at))
         .bind(map(calls, |c| c.event_count))
         .bind(Utc::now())
+        .persistent(false)
         .fetch_all(&mut *db)
         .await?;
     let old = old
@@ -262,7 +264,13 @@ pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Resul
 static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with old as (
-         select {CALL_COLUMNS} from calls where conversation_id = any($1::text[])
+         select c.*
+         from unnest($1::text[]) as k (conversation_id)
+         cross join lateral (
+             select {CALL_COLUMNS} from calls
+             where calls.conversation_id = k.conversation_id
+             offset 0
+         ) as c
      ),
      upserted as (
          insert into calls (conversation_id, state, status, outcome, reason_code, reason,
