@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgExecutor, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -28,6 +29,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// up, so that requests fail fast with [`StoreError::Unavailable`] while the server is down.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a pooled connection may sit idle before it is pinged on its next use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -41,6 +45,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A connection handed out again within `PING_IF_IDLE_FOR` is used without a
+            // ping: under load the group-commit writer takes one for every batch, and the
+            // ping was a round trip to a busy server each time (README, "Ingest
+            // throughput"). One idle for longer — as after a server restart — is pinged,
+            // and replaced if it is dead.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options);
         Ok(Self { pool })
     }

@@ -53,6 +53,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use: a connection to a local file does not go stale, and
+            // the ping was a hop to the connection's thread for every batch.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Self { pool })
     }

@@ -165,3 +165,31 @@ impl std::fmt::Display for UrlParts {
         write!(f, "{}{}{}", self.prefix, self.addr, self.suffix)
     }
 }
+
+/// Pooled connections are not pinged when reused at once (the writer takes one per batch),
+/// but one that sat idle is: a server that restarted while calltrail was idle costs no
+/// notification a 503.
+#[tokio::test]
+async fn a_restart_while_idle_costs_no_notification() {
+    let name = "a_restart_while_idle_costs_no_notification";
+    let Some(db) = fresh_db(Backend::Postgres, name).await else {
+        return;
+    };
+    let mut url = url_parts(&db.url);
+    let mut proxy = Proxy::start(url.addr).await;
+    url.addr = proxy.listen;
+    let app = spawn_ready(test_settings(&url.to_string())).await;
+    let first = app.notify(fixture("samples/01-completed-human.json")).await;
+    assert_eq!(first.status(), 200);
+
+    // Every pooled connection dies; the server is back before the next notification.
+    proxy.cut();
+    proxy.restore().await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let response = app
+        .notify(fixture("samples/03-completed-amd-disabled.json"))
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    app.stop().await;
+}
