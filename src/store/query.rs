@@ -398,6 +398,38 @@ pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
     }
 }
 
+/// The three queries behind the statistics over one part of a range.
+#[derive(Debug, Clone)]
+pub struct StatisticsSql {
+    pub breakdown: Sql,
+    pub durations: Sql,
+    pub quarter_hours: Sql,
+}
+
+/// The queries behind the statistics for `filter`, per [`stats_plan`]: for each part of the
+/// range read from `calls`, then for the whole days read from the statistics tables. Their
+/// rows add up; run them in one snapshot.
+pub fn statistics(dialect: Dialect, filter: &CallFilter) -> Vec<StatisticsSql> {
+    let plan = stats_plan(filter);
+    let mut sqls: Vec<StatisticsSql> = plan
+        .calls
+        .iter()
+        .map(|part| StatisticsSql {
+            breakdown: call_breakdown(dialect, part),
+            durations: duration_histogram(dialect, part),
+            quarter_hours: quarter_hour_outcomes(dialect, part),
+        })
+        .collect();
+    if let Some(days) = plan.days {
+        sqls.push(StatisticsSql {
+            breakdown: counted_breakdown(dialect, filter, days),
+            durations: counted_durations(dialect, filter, days),
+            quarter_hours: counted_quarter_hours(dialect, filter, days),
+        });
+    }
+    sqls
+}
+
 /// Appends the dimension conditions and the day range, on a statistics table whose time
 /// column holds `per_day` units a day.
 fn push_count_conditions(

@@ -55,30 +55,16 @@ impl PgStore {
             .pool
             .begin_with("begin transaction isolation level repeatable read, read only")
             .await?;
-        let plan = query::stats_plan(filter);
-        // (breakdown, durations, quarter hours) for each part of the range.
-        let mut sqls: Vec<(Sql, Sql, Sql)> = plan
-            .calls
-            .iter()
-            .map(|part| {
-                (
-                    query::call_breakdown(Dialect::Postgres, part),
-                    query::duration_histogram(Dialect::Postgres, part),
-                    query::quarter_hour_outcomes(Dialect::Postgres, part),
-                )
-            })
-            .collect();
-        if let Some(days) = plan.days {
-            sqls.push((
-                query::counted_breakdown(Dialect::Postgres, filter, days),
-                query::counted_durations(Dialect::Postgres, filter, days),
-                query::counted_quarter_hours(Dialect::Postgres, filter, days),
-            ));
-        }
+        let sqls = query::statistics(Dialect::Postgres, filter);
         let mut breakdown: Vec<BreakdownDbRow> = Vec::new();
         let mut durations: Vec<(i64, i64)> = Vec::new();
         let mut slots: Vec<(i64, String, i64)> = Vec::new();
-        for (rows, histogram, quarter_hours) in &sqls {
+        for query::StatisticsSql {
+            breakdown: rows,
+            durations: histogram,
+            quarter_hours,
+        } in &sqls
+        {
             breakdown.extend(bound(rows).fetch_all(&mut *tx).await?);
             durations.extend(bound::<(i64, i64)>(histogram).fetch_all(&mut *tx).await?);
             if with_slots {

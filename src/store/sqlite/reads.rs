@@ -52,30 +52,16 @@ impl SqliteStore {
     #[tracing::instrument(name = "sqlite.aggregates", skip_all)]
     pub async fn aggregates(&self, filter: &CallFilter, with_slots: bool) -> Result<Aggregates> {
         let mut tx = self.pool.begin().await?;
-        let plan = query::stats_plan(filter);
-        // (breakdown, durations, quarter hours) for each part of the range.
-        let mut sqls: Vec<(Sql, Sql, Sql)> = plan
-            .calls
-            .iter()
-            .map(|part| {
-                (
-                    query::call_breakdown(Dialect::Sqlite, part),
-                    query::duration_histogram(Dialect::Sqlite, part),
-                    query::quarter_hour_outcomes(Dialect::Sqlite, part),
-                )
-            })
-            .collect();
-        if let Some(days) = plan.days {
-            sqls.push((
-                query::counted_breakdown(Dialect::Sqlite, filter, days),
-                query::counted_durations(Dialect::Sqlite, filter, days),
-                query::counted_quarter_hours(Dialect::Sqlite, filter, days),
-            ));
-        }
+        let sqls = query::statistics(Dialect::Sqlite, filter);
         let mut breakdown: Vec<BreakdownDbRow> = Vec::new();
         let mut durations: Vec<(i64, i64)> = Vec::new();
         let mut slots: Vec<(i64, String, i64)> = Vec::new();
-        for (rows, histogram, quarter_hours) in &sqls {
+        for query::StatisticsSql {
+            breakdown: rows,
+            durations: histogram,
+            quarter_hours,
+        } in &sqls
+        {
             breakdown.extend(bound(rows).fetch_all(&mut *tx).await?);
             durations.extend(bound::<(i64, i64)>(histogram).fetch_all(&mut *tx).await?);
             if with_slots {
