@@ -111,7 +111,7 @@ impl PgStore {
         delivery: &Delivery,
         parsed: &std::result::Result<Notification, Rejection>,
     ) -> Result<Recorded> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (outcome, refold) = match parsed {
             Err(rejection) => (DeliveryOutcome::rejected(rejection), None),
             Ok(notification) => {

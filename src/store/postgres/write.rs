@@ -25,7 +25,7 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let mut plan = Plan::new(pending);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_calls(&mut tx, &plan.conversation_ids()).await?;
         let new_events: Vec<_> = plan.new_events().collect();
         let (inserted, existing) = insert_events(&mut tx, &new_events).await?;
@@ -129,8 +129,7 @@ async fn insert_events(
     .bind(map(events, |(n, _)| Json(&n.event.warnings)))
     .bind(map(events, |(n, _)| Json(&n.payload)))
     .bind(map(events, |(_, received_at)| *received_at))
-    // One index look-up per content (`lateral`), planned anew each time: see `refold_calls`.
-    .persistent(false)
+    // One index look-up per content (`lateral`): see `refold_calls`.
     .fetch_all(db)
     .await?;
     let (inserted, existing): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.3);
@@ -203,10 +202,10 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
         return Ok(());
     }
     // One index look-up per call: a `lateral` subquery kept from being flattened into a
-    // join (`offset 0`), planned anew each time (not a cached statement). Otherwise the
-    // planner, with no statistics yet or a cached plan made while `events` was small,
-    // hashes the whole table for every batch. The fold does not look at
-    // payloads: leaving them out spares decoding every call's JSON again.
+    // join (`offset 0`), in a write transaction that plans no sequential scan
+    // (`PgStore::begin_write`). Otherwise the planner, with no statistics yet or a cached
+    // plan made while `events` was small, hashes the whole table for every batch. The fold
+    // does not look at payloads: leaving them out spares decoding every call's JSON again.
     let rows: Vec<EventRow> = sqlx::query_as(
         "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
                 e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
@@ -219,7 +218,6 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
          order by e.conversation_id, e.received_at, e.id",
     )
     .bind(conversation_ids)
-    .persistent(false)
     .fetch_all(&mut *db)
     .await?;
     let calls = fold_calls(rows, conversation_ids.len())?;
@@ -230,8 +228,8 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
 /// from what the rows held before to what they hold now.
 pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
     // One statement: `old` reads the snapshot the statement started with, before the
-    // upsert's changes. One primary-key look-up per call, planned anew each time, as in
-    // `refold_calls`: a plan cached while `calls` was small scans the whole table.
+    // upsert's changes. One primary-key look-up per call, as in `refold_calls`: callers
+    // write in `PgStore::begin_write`'s transactions, whose plans scan no table whole.
     let old: Vec<CallRow> = sqlx::query_as(UPSERT_CALLS.as_str())
         .bind(map(calls, |c| c.conversation_id.as_str()))
         .bind(map(calls, |c| c.state.as_str()))
@@ -251,7 +249,6 @@ pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Resul
         .bind(map(calls, |c| c.last_seen_at))
         .bind(map(calls, |c| c.event_count))
         .bind(Utc::now())
-        .persistent(false)
         .fetch_all(&mut *db)
         .await?;
     let old = old
