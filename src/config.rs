@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::ingest::GroupCommitSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
+use crate::store::Store;
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "calltrail.toml";
@@ -90,8 +91,8 @@ pub struct NotifySettings {
     /// 0 writes whatever is waiting at once (a batch fills while the previous one commits).
     pub batch_wait_ms: u64,
     /// Group-commit writers, each taking batches from the one queue in a transaction of its
-    /// own.
-    pub writers: usize,
+    /// own; unset: [`NotifySettings::group_commit_settings`] picks by store.
+    pub writers: Option<usize>,
 }
 
 impl Default for NotifySettings {
@@ -104,7 +105,7 @@ impl Default for NotifySettings {
             queue_capacity: 1024,
             batch_max: 256,
             batch_wait_ms: 0,
-            writers: 1,
+            writers: None,
         }
     }
 }
@@ -118,13 +119,20 @@ impl NotifySettings {
         }
     }
 
-    /// How the group-commit writers batch.
-    pub fn group_commit_settings(&self) -> GroupCommitSettings {
+    /// How the group-commit writers batch, on `store`. Unless `notify.writers` says
+    /// otherwise: two writers on PostgreSQL, where one batch is worked on while the other
+    /// commits; one on SQLite, which admits one writer at a time, so that a second one
+    /// only waits for the lock (README, "Ingest throughput").
+    pub fn group_commit_settings(&self, store: &Store) -> GroupCommitSettings {
+        let writers = self.writers.unwrap_or(match store {
+            Store::Postgres(_) => 2,
+            Store::Sqlite(_) => 1,
+        });
         GroupCommitSettings {
             queue_capacity: self.queue_capacity,
             batch_max: self.batch_max,
             batch_wait: Duration::from_millis(self.batch_wait_ms),
-            writers: self.writers,
+            writers,
         }
     }
 }
@@ -344,7 +352,11 @@ impl Settings {
                 &format!("must be between 1 and {MAX_BATCH}"),
             );
         }
-        if !(1..=MAX_WRITERS).contains(&self.notify.writers) {
+        if self
+            .notify
+            .writers
+            .is_some_and(|writers| !(1..=MAX_WRITERS).contains(&writers))
+        {
             return invalid(
                 "notify.writers",
                 &format!("must be between 1 and {MAX_WRITERS}"),
@@ -433,6 +445,19 @@ fn deserialize_log_format<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod dialout_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn two_writers_on_postgres_one_on_sqlite_unless_configured() {
+        let postgres = Store::connect_lazy("postgres://calltrail@127.0.0.1:1/none", 1).unwrap();
+        let sqlite = Store::connect_lazy("sqlite://unused.db", 1).unwrap();
+        let mut notify = NotifySettings::default();
+
+        assert_eq!(notify.group_commit_settings(&postgres).writers, 2);
+        assert_eq!(notify.group_commit_settings(&sqlite).writers, 1);
+        notify.writers = Some(3);
+        assert_eq!(notify.group_commit_settings(&postgres).writers, 3);
+        assert_eq!(notify.group_commit_settings(&sqlite).writers, 3);
+    }
 
     fn with_gateway() -> Settings {
         let mut settings = Settings::default();

@@ -43,7 +43,7 @@ impl Application {
             store.clone(),
             Format::Kore,
             settings.notify.normalize_settings(),
-            settings.notify.group_commit_settings(),
+            settings.notify.group_commit_settings(&store),
         );
         let state = AppState {
             ingest,

@@ -161,7 +161,7 @@ async fn a_full_queue_is_refused_at_once_with_retry_after(backend: Backend) {
     let mut settings = test_settings(&db.url);
     settings.notify.queue_capacity = 1;
     settings.notify.batch_max = 1;
-    settings.notify.writers = 1;
+    settings.notify.writers = Some(1);
     let app = spawn_ready(settings).await;
     let blocker = Blocker::hold(&db, "queued").await;
 
