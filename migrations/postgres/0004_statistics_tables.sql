@@ -1,8 +1,8 @@
 -- Counts of calls that GET /v1/stats reads instead of the calls themselves (see
 -- src/store/rollup.rs). Every transaction that writes a call's record moves its count
 -- here in the same transaction. Absent values are '' (key columns cannot be null).
--- calltrail fills them from `calls` when it finds them empty beside existing calls (the
--- first start after this migration): see `rebuild_statistics`.
+-- calltrail refills them from `calls` at start when they do not count every call (as at
+-- the first start after this migration): see `count_calls_if_uncounted` in src/store/*.rs.
 
 -- Calls per quarter hour (floor of Unix seconds / 900 of occurred_at) and breakdown.
 create table call_slot_counts (

@@ -85,12 +85,12 @@ impl PgStore {
     }
 
     /// Fills the statistics tables from `calls` when they are missing (see
-    /// [`query::COUNTS_MISSING`]), in one transaction.
+    /// [`query::COUNTS_WRONG`]), in one transaction.
     async fn count_calls_if_uncounted(&self) -> Result<()> {
-        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
             .fetch_one(&self.pool)
             .await?;
-        if !missing {
+        if !wrong {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -100,17 +100,17 @@ impl PgStore {
         sqlx::query("lock table calls in share row exclusive mode")
             .execute(&mut *tx)
             .await?;
-        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
             .fetch_one(&mut *tx)
             .await?;
-        if missing {
+        if wrong {
             for statement in query::rebuild_counts(query::Dialect::Postgres) {
                 sqlx::query(&statement).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                "filled the statistics tables from the stored calls"
+                "refilled the statistics tables from the stored calls"
             );
         }
         Ok(())
@@ -181,7 +181,7 @@ impl PgStore {
         let Some(call) = select_call(&mut *tx, conversation_id).await? else {
             return Ok(None);
         };
-        let events = select_events(&mut *tx, conversation_id).await?;
+        let events = select_events(&mut *tx, conversation_id, Planned::Cached).await?;
         tx.commit().await?;
         let events = events
             .into_iter()
@@ -300,7 +300,7 @@ async fn insert_delivery(
 
 /// Folds all events of the call again and writes the result over its record.
 async fn refold_call(db: &mut PgConnection, conversation_id: &str) -> Result<()> {
-    let events = select_events(&mut *db, conversation_id)
+    let events = select_events(&mut *db, conversation_id, Planned::PerRun)
         .await?
         .into_iter()
         .map(|row| StoredEvent::try_from(row).map(|stored| stored.recorded))
@@ -310,7 +310,20 @@ async fn refold_call(db: &mut PgConnection, conversation_id: &str) -> Result<()>
     write::upsert_calls(db, std::slice::from_ref(&call)).await
 }
 
-async fn select_events(db: impl PgExecutor<'_>, conversation_id: &str) -> Result<Vec<EventRow>> {
+/// Whether a statement's plan may be cached on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    Cached,
+    /// Planned at each run: the statement is also run outside write transactions, where a
+    /// cached plan may have been made with sequential scans allowed (see [`BEGIN_WRITE`]).
+    PerRun,
+}
+
+async fn select_events(
+    db: impl PgExecutor<'_>,
+    conversation_id: &str,
+    planned: Planned,
+) -> Result<Vec<EventRow>> {
     let rows = sqlx::query_as(
         "select id, conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
                 sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
@@ -320,6 +333,7 @@ async fn select_events(db: impl PgExecutor<'_>, conversation_id: &str) -> Result
          order by received_at, id",
     )
     .bind(conversation_id)
+    .persistent(planned == Planned::Cached)
     .fetch_all(db)
     .await?;
     Ok(rows)

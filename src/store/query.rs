@@ -308,10 +308,8 @@ pub fn quarter_hour_outcomes(dialect: Dialect, filter: &CallFilter) -> Sql {
             format!("cast(extract(epoch from {PG_QUARTER_HOUR}) as bigint) / 900"),
             PG_QUARTER_HOUR,
         ),
-        Dialect::Sqlite => (
-            "cast(strftime('%s', occurred_at) as integer) / 900".to_owned(),
-            "slot",
-        ),
+        // The statistics tables' formula (rounding down before 1970 too).
+        Dialect::Sqlite => (occurred_at_in(dialect, super::rollup::SLOT_SECONDS), "slot"),
     };
     let mut sql = Sql::new(
         dialect,
@@ -502,16 +500,20 @@ fn occurred_at_in(dialect: Dialect, unit: i64) -> String {
     }
 }
 
-/// True when calls exist but the statistics tables hold nothing: they were added to a
-/// database that already held calls (or the calls were loaded around calltrail).
-pub const COUNTS_MISSING: &str = "select exists (select 1 from calls) \
-     and not exists (select 1 from call_slot_counts)";
+/// True when the statistics tables do not count every call: they were added to a database
+/// that already held calls, or calls were written around calltrail (loaded with SQL, or by
+/// an older calltrail that does not count). Both totals come from one snapshot, and every
+/// write of calltrail changes both in one transaction, so they differ only then.
+pub const COUNTS_WRONG: &str = "select (select count(*) from calls) \
+     <> coalesce((select sum(calls) from call_slot_counts), 0)";
 
-/// Statements that fill the (empty) statistics tables from `calls`.
-pub fn rebuild_counts(dialect: Dialect) -> [String; 2] {
+/// Statements that empty the statistics tables and fill them from `calls`.
+pub fn rebuild_counts(dialect: Dialect) -> [String; 4] {
     let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
     let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
     [
+        "delete from call_slot_counts".to_owned(),
+        "delete from call_day_durations".to_owned(),
         format!(
             "insert into call_slot_counts
                  (slot, state, outcome, amd_result, reason_code, answered, calls)

@@ -68,27 +68,27 @@ impl SqliteStore {
     }
 
     /// Fills the statistics tables from `calls` when they are missing (see
-    /// [`query::COUNTS_MISSING`]), in one transaction.
+    /// [`query::COUNTS_WRONG`]), in one transaction.
     async fn count_calls_if_uncounted(&self) -> Result<()> {
-        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
             .fetch_one(&self.pool)
             .await?;
-        if !missing {
+        if !wrong {
             return Ok(());
         }
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin_with("begin immediate").await?;
-        let missing: bool = sqlx::query_scalar(query::COUNTS_MISSING)
+        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
             .fetch_one(&mut *tx)
             .await?;
-        if missing {
+        if wrong {
             for statement in query::rebuild_counts(query::Dialect::Sqlite) {
                 sqlx::query(&statement).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                "filled the statistics tables from the stored calls"
+                "refilled the statistics tables from the stored calls"
             );
         }
         Ok(())
