@@ -34,7 +34,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// (a call's events, its record, an event by content); a plan made while a table was
 /// small — where a sequential scan is cheapest — must not keep scanning the whole table as
 /// it grows, as it once did on every batch. With sequential scans off for the transaction,
-/// every plan is an index plan. (Planning each batch's statements anew instead cost a
+/// the plans made in it are index plans. (A cached plan does not change with the setting:
+/// a statement also run outside these transactions is planned at each run, [`Planned`].) (Planning each batch's statements anew instead cost a
 /// quarter of the throughput: README, "Ingest throughput".)
 const BEGIN_WRITE: &str = "begin; set local enable_seqscan = off";
 
@@ -84,7 +85,7 @@ impl PgStore {
         self.count_calls_if_uncounted().await
     }
 
-    /// Fills the statistics tables from `calls` when they are missing (see
+    /// Refills the statistics tables from `calls` when they do not count every call (see
     /// [`query::COUNTS_WRONG`]), in one transaction.
     async fn count_calls_if_uncounted(&self) -> Result<()> {
         let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)

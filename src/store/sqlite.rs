@@ -67,7 +67,7 @@ impl SqliteStore {
         self.count_calls_if_uncounted().await
     }
 
-    /// Fills the statistics tables from `calls` when they are missing (see
+    /// Refills the statistics tables from `calls` when they do not count every call (see
     /// [`query::COUNTS_WRONG`]), in one transaction.
     async fn count_calls_if_uncounted(&self) -> Result<()> {
         let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
