@@ -16,6 +16,7 @@ both_stores!(
     a_batch_records_what_sequential_recording_does,
     overlapping_batches_of_two_instances_store_each_event_once,
     an_empty_batch_records_nothing,
+    a_record_is_the_fold_of_its_events_as_stored_to_the_microsecond,
 );
 
 /// Bodies as the gateway sends them, in arrival order.
@@ -263,5 +264,178 @@ async fn an_empty_batch_records_nothing(backend: Backend) {
     };
     let store = db.store().await;
     assert_eq!(store.record_batch(&[]).await.unwrap(), vec![]);
+    store.close().await;
+}
+
+/// PostgreSQL keeps times to the microsecond. Where two events differ only below that,
+/// the stored events tie and the content hash decides; the record written from a batch
+/// must be the fold of the events as they read back, not as they arrived.
+async fn a_record_is_the_fold_of_its_events_as_stored_to_the_microsecond(backend: Backend) {
+    let name = "a_record_is_the_fold_of_its_events_as_stored_to_the_microsecond";
+    let Some(db) = TestDb::new(backend, name).await else {
+        return;
+    };
+    let store = db.store().await;
+    let body = |id: &str, reason_code: &str, fraction: &str| {
+        format!(
+            r#"{{"conversationId":"{id}","status":"completed","reasonCode":"{reason_code}","callconnecttime":"2023-05-08T11:32:49Z","callDisconnectTime":"2023-05-08T11:33:03.{fraction}Z"}}"#
+        )
+    };
+    let calls: Vec<String> = (0..6).map(|i| format!("precise-{i}")).collect();
+    for (i, id) in calls.iter().enumerate() {
+        let (early, late) = if i % 2 == 0 {
+            ("0000001", "0000004")
+        } else {
+            ("0000004", "0000001")
+        };
+        let bodies = [body(id, "first", early), body(id, "second", late)];
+        let parsed: Vec<_> = bodies.iter().map(|b| parse(b)).collect();
+        let items: Vec<_> = bodies
+            .iter()
+            .zip(&parsed)
+            .enumerate()
+            .map(|(n, (b, p))| pending(n, b, p))
+            .collect();
+        // Half the calls get both events in one batch, half one after the other (the
+        // second folded with the first as stored).
+        let recorded = if i < 3 {
+            store.record_batch(&items).await.unwrap()
+        } else {
+            let mut recorded = store.record_batch(&items[..1]).await.unwrap();
+            recorded.extend(store.record_batch(&items[1..]).await.unwrap());
+            recorded
+        };
+        assert!(
+            recorded
+                .iter()
+                .all(|r| matches!(r, Recorded::Accepted { .. })),
+            "{recorded:?}"
+        );
+        let (call, events) = store.call(id).await.unwrap().unwrap();
+        let records: Vec<_> = events.into_iter().map(|e| e.recorded).collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(Some(&call), call::fold(&records).as_ref(), "{id}");
+    }
+    store.close().await;
+}
+
+/// The PostgreSQL writer reads a batch's calls, then writes them in one statement that
+/// checks they did not change in between. Here four batches read their call while a
+/// lock held elsewhere keeps them from writing, then write at once: for each call one
+/// wins, the other finds the record changed (a new call already inserted, an existing
+/// one updated), and must record its event again under the call's lock, folding in the
+/// winner's event rather than overwriting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_changed_between_read_and_write_is_recorded_again_under_its_lock() {
+    use sqlx::Connection;
+
+    let name = "a_call_changed_between_read_and_write_is_recorded_again_under_its_lock";
+    let Some(db) = TestDb::new(Backend::Postgres, name).await else {
+        return;
+    };
+    let store = db.store().await;
+    let answered = |id: &str, time: &str| {
+        format!(r#"{{"conversationId":"{id}","status":"answered","callconnecttime":"{time}"}}"#)
+    };
+    let completed = |id: &str| {
+        format!(
+            r#"{{"conversationId":"{id}","status":"completed","duration":3,"callconnecttime":"5/8/2023,11:32:49AM","callDisconnectTime":"5/8/2023,11:32:52AM"}}"#
+        )
+    };
+    let first = answered("existing", "5/8/2023,11:30:00AM");
+    let parsed = parse(&first);
+    store
+        .record_batch(&[pending(0, &first, &parsed)])
+        .await
+        .unwrap();
+
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for id in ["existing", "new"] {
+        sqlx::query("select pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(id)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+    }
+    let bodies = [
+        answered("existing", "5/8/2023,11:32:49AM"),
+        completed("existing"),
+        answered("new", "5/8/2023,11:32:49AM"),
+        completed("new"),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let (store, body) = (store.clone(), body.clone());
+        tasks.spawn(async move {
+            let parsed = parse(&body);
+            store
+                .record_batch(&[pending(i + 1, &body, &parsed)])
+                .await
+                .unwrap()
+        });
+    }
+    // Every batch has read its call and waits for the lock.
+    let waiting = || async {
+        let mut db = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_locks
+             where locktype = 'advisory' and not granted
+               and database = (select oid from pg_database where datname = current_database())",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while waiting().await < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batches never waited for the calls' locks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::query("select pg_advisory_unlock_all()")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for recorded in tasks.join_all().await {
+        assert!(
+            matches!(recorded[..], [Recorded::Accepted { .. }]),
+            "{recorded:?}"
+        );
+    }
+
+    for (id, events) in [("existing", 3), ("new", 2)] {
+        let (call, stored) = store.call(id).await.unwrap().unwrap();
+        let records: Vec<_> = stored.into_iter().map(|e| e.recorded).collect();
+        assert_eq!(records.len(), events, "{id}");
+        assert_eq!(call.event_count, events as i64, "{id}");
+        assert_eq!(Some(&call), call::fold(&records).as_ref(), "{id}");
+        assert_eq!(call.state.as_str(), "completed");
+    }
+    // The statistics tables count each call once, as its record stands.
+    let differences: i64 = sqlx::query_scalar(
+        "select count(*) from (
+             (select floor(extract(epoch from occurred_at) / 900)::bigint, state, outcome,
+                     coalesce(amd_result, ''), coalesce(reason_code, ''),
+                     (connected_at is not null)::integer, count(*)
+              from calls group by 1, 2, 3, 4, 5, 6
+              except
+              select slot, state, outcome, amd_result, reason_code, answered, calls
+              from call_slot_counts where calls <> 0)
+             union all
+             (select slot, state, outcome, amd_result, reason_code, answered, calls
+              from call_slot_counts where calls <> 0
+              except
+              select floor(extract(epoch from occurred_at) / 900)::bigint, state, outcome,
+                     coalesce(amd_result, ''), coalesce(reason_code, ''),
+                     (connected_at is not null)::integer, count(*)
+              from calls group by 1, 2, 3, 4, 5, 6)
+         ) as d",
+    )
+    .fetch_one(&mut holder)
+    .await
+    .unwrap();
+    assert_eq!(differences, 0, "call_slot_counts differs from calls");
     store.close().await;
 }

@@ -131,6 +131,34 @@ impl<'p, 'a> Plan<'p, 'a> {
         Ok(())
     }
 
+    /// Takes note of the ids of stored events, skipping those whose content is not in the
+    /// batch (`rows` may hold every event of the batch's calls).
+    pub fn known<'r>(&mut self, rows: impl IntoIterator<Item = (i64, &'r str, &'r str)>) {
+        for (id, conversation_id, content_hash) in rows {
+            if let Some(&index) = self.by_key.get(&(conversation_id, content_hash)) {
+                self.contents[index].event_id = Some(id);
+            }
+        }
+    }
+
+    /// Marks every content not known to be stored as new, standing in for its event's id
+    /// with `-1`, `-2`, … in order, and returns those events to insert in that order (a
+    /// store that learns the ids only from the insert puts the real ones in afterwards).
+    pub fn new_for_the_rest(&mut self) -> Vec<(&'a Notification, DateTime<Utc>)> {
+        let mut events = Vec::new();
+        for content in self.contents.iter_mut().filter(|c| c.event_id.is_none()) {
+            let item = &self.pending[content.first];
+            let notification = item
+                .parsed
+                .as_ref()
+                .expect("a content comes from a notification");
+            events.push((notification, item.delivery.received_at));
+            content.event_id = Some(-(events.len() as i64));
+            content.new = true;
+        }
+        events
+    }
+
     fn content_mut(
         &mut self,
         (_, conversation_id, content_hash): &EventKey,

@@ -39,38 +39,38 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// quarter of the throughput: README, "Ingest throughput".)
 const BEGIN_WRITE: &str = "begin; set local enable_seqscan = off";
 
+/// The session settings of the `writes` pool, whose statements read and write rows by
+/// key (see [`BEGIN_WRITE`]): with sequential scans, merge joins and hash joins off, even a
+/// plan cached while the tables were nearly empty probes indexes row by row. (With merge
+/// joins allowed, such a plan once walked the whole primary key of `calls` to update a few
+/// records.)
+const WRITES_PLAN_KEY_LOOKUPS: [(&str, &str); 3] = [
+    ("enable_seqscan", "off"),
+    ("enable_mergejoin", "off"),
+    ("enable_hashjoin", "off"),
+];
+
 /// How long a pooled connection may sit idle before it is pinged on its next use.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// A pool of connections to one PostgreSQL database.
+/// Pools of connections to one PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for the group-commit writers' statements that run outside a
+    /// transaction (`write::record_batch`): their sessions plan no sequential scan, for the
+    /// reason [`BEGIN_WRITE`] gives.
+    writes: PgPool,
 }
 
 impl PgStore {
-    /// Prepares a pool for `url` (`postgres://…`) without connecting.
+    /// Prepares the pools for `url` (`postgres://…`) without connecting.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(StoreError::BadUrl)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            // A connection handed out again within `PING_IF_IDLE_FOR` is used without a
-            // ping: under load the group-commit writer takes one for every batch, and the
-            // ping was a round trip to a busy server each time (README, "Ingest
-            // throughput"). One idle for longer — as after a server restart — is pinged,
-            // and replaced if it is dead.
-            .test_before_acquire(false)
-            .before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_IF_IDLE_FOR {
-                        connection.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+        let writes = pool_options(crate::config::MAX_WRITERS as u32)
+            .connect_lazy_with(options.clone().options(WRITES_PLAN_KEY_LOOKUPS));
+        let pool = pool_options(max_connections.max(1)).connect_lazy_with(options);
+        Ok(Self { pool, writes })
     }
 
     /// A transaction for recording notifications: see [`BEGIN_WRITE`].
@@ -206,10 +206,31 @@ impl PgStore {
         row.map(Delivery::try_from).transpose()
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection handed out again within `PING_IF_IDLE_FOR` is used without a
+        // ping: under load the group-commit writer takes one for every batch, and the
+        // ping was a round trip to a busy server each time (README, "Ingest
+        // throughput"). One idle for longer — as after a server restart — is pinged,
+        // and replaced if it is dead.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Waits until no other transaction, in this or another calltrail instance, is writing

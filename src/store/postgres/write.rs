@@ -2,28 +2,98 @@
 //! (one WAL flush), with `unnest` array inserts, so that each statement is prepared once
 //! whatever the batch size. See [`super::super::batch`] for the bookkeeping.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, Postgres};
 
 use super::PgStore;
-use crate::call::Call;
-use crate::notification::Notification;
+use crate::call::{self, Call, RecordedEvent};
+use crate::notification::{Event, Notification};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::query::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{CallRow, DeliveryOutcome, EventRow, sip_code_to_column};
-use crate::store::{Recorded, Result};
+use crate::store::{Recorded, Result, StoreError, StoredEvent};
 
 impl PgStore {
     /// Records a batch of deliveries in one transaction; the answers are in batch order.
+    ///
+    /// Two round trips as a rule ([`PgStore::record_batch_at_once`]); under the calls'
+    /// locks in a transaction of several statements ([`PgStore::record_batch_locked`]) when
+    /// another transaction changed one of the batch's calls meanwhile.
     #[tracing::instrument(name = "postgres.record_batch", skip_all, fields(size = pending.len()))]
     pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
+        match self.record_batch_at_once(pending).await {
+            Err(StoreError::Database(sqlx::Error::Database(err)))
+                if err.code().as_deref() == Some(SERIALIZATION_FAILURE) =>
+            {
+                tracing::debug!(
+                    "a call of the batch changed while it was written; again under the calls' locks"
+                );
+                self.record_batch_locked(pending).await
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the batch's calls (their records and events) in one statement, folds them
+    /// with the batch's new events here, and writes everything in a second statement —
+    /// its own transaction, committed before it answers — which first takes the calls'
+    /// advisory locks and then aborts itself ([`SERIALIZATION_FAILURE`]) if a call's
+    /// record is no longer the one read, or if an event it inserts is already stored.
+    async fn record_batch_at_once(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+        let mut plan = Plan::new(pending);
+        let conversation_ids = plan.conversation_ids();
+        let mut db = self.writes.acquire().await?;
+        let stored = read_calls(&mut db, &conversation_ids).await?;
+        plan.known(stored.iter().map(|row| {
+            let event = &row.event;
+            (
+                event.id,
+                event.conversation_id.as_str(),
+                event.content_hash.as_str(),
+            )
+        }));
+        let new_events = plan.new_for_the_rest();
+        let mut outcomes = plan.outcomes()?;
+        let writes = CallWrites::fold(stored, &new_events, &plan.calls_to_refold())?;
+        let rows = write_batch(
+            &mut db,
+            &conversation_ids,
+            &new_events,
+            &writes,
+            pending,
+            &outcomes,
+        )
+        .await?;
+        if rows.len() != outcomes.len() {
+            return Err(StoreError::Corrupt(format!(
+                "writing {} deliveries returned {} ids",
+                outcomes.len(),
+                rows.len()
+            )));
+        }
+        Ok(outcomes
+            .iter_mut()
+            .zip(rows)
+            .map(|(outcome, (delivery_id, event_id))| {
+                outcome.event_id = event_id;
+                outcome.recorded(delivery_id)
+            })
+            .collect())
+    }
+
+    /// Records a batch in one transaction that first takes the advisory locks of its calls,
+    /// so that no other transaction changes them meanwhile.
+    async fn record_batch_locked(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
         let mut plan = Plan::new(pending);
         let mut tx = self.begin_write().await?;
         lock_calls(&mut tx, &plan.conversation_ids()).await?;
@@ -44,6 +114,361 @@ impl PgStore {
         Ok(recorded(&outcomes, &delivery_ids))
     }
 }
+
+/// The SQLSTATE with which `calltrail_batch_conflict()` (migration 0006) aborts a batch's
+/// statement: serialization_failure, "try again".
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// An event of one of the batch's calls as stored, with the call's record beside it.
+#[derive(Debug, FromRow)]
+struct StoredRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    call_state: String,
+    call_status: Option<String>,
+    call_outcome: String,
+    call_reason_code: Option<String>,
+    call_reason: Option<String>,
+    call_sip_code: Option<i32>,
+    call_sip_reason: Option<String>,
+    call_duration_s: Option<i64>,
+    call_connected_at: Option<DateTime<Utc>>,
+    call_ended_at: Option<DateTime<Utc>>,
+    call_amd_mode: Option<String>,
+    call_amd_result: Option<String>,
+    call_occurred_at: DateTime<Utc>,
+    call_first_seen_at: DateTime<Utc>,
+    call_last_seen_at: DateTime<Utc>,
+    call_event_count: i64,
+    call_updated_at: DateTime<Utc>,
+}
+
+impl StoredRow {
+    fn call(&self) -> Result<Call> {
+        Call::try_from(CallRow {
+            conversation_id: self.event.conversation_id.clone(),
+            state: self.call_state.clone(),
+            status: self.call_status.clone(),
+            outcome: self.call_outcome.clone(),
+            reason_code: self.call_reason_code.clone(),
+            reason: self.call_reason.clone(),
+            sip_code: self.call_sip_code,
+            sip_reason: self.call_sip_reason.clone(),
+            duration_s: self.call_duration_s,
+            connected_at: self.call_connected_at,
+            ended_at: self.call_ended_at,
+            amd_mode: self.call_amd_mode.clone(),
+            amd_result: self.call_amd_result.clone(),
+            occurred_at: self.call_occurred_at,
+            first_seen_at: self.call_first_seen_at,
+            last_seen_at: self.call_last_seen_at,
+            event_count: self.call_event_count,
+        })
+    }
+}
+
+/// Every stored event of the calls, each with its call's record, read in one snapshot
+/// (both are written in one transaction, so they agree). Payloads and warnings are left
+/// out: the fold does not look at them.
+async fn read_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Result<Vec<StoredRow>> {
+    if conversation_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One primary-key probe per call and one index probe for its events: `lateral`
+    // subqueries kept from being flattened (`offset 0`), planned without sequential scans
+    // (the `writes` pool's sessions).
+    let rows = sqlx::query_as(
+        "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
+                e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
+                e.duration_s, e.connect_time, e.disconnect_time, '[]'::jsonb as warnings,
+                '{}'::jsonb as payload, e.received_at,
+                c.state as call_state, c.status as call_status, c.outcome as call_outcome,
+                c.reason_code as call_reason_code, c.reason as call_reason,
+                c.sip_code as call_sip_code, c.sip_reason as call_sip_reason,
+                c.duration_s as call_duration_s, c.connected_at as call_connected_at,
+                c.ended_at as call_ended_at, c.amd_mode as call_amd_mode,
+                c.amd_result as call_amd_result, c.occurred_at as call_occurred_at,
+                c.first_seen_at as call_first_seen_at, c.last_seen_at as call_last_seen_at,
+                c.event_count as call_event_count, c.updated_at as call_updated_at
+         from unnest($1::text[]) as k (conversation_id)
+         cross join lateral (
+             select * from calls where calls.conversation_id = k.conversation_id offset 0
+         ) as c
+         cross join lateral (
+             select * from events where events.conversation_id = k.conversation_id offset 0
+         ) as e",
+    )
+    .bind(conversation_ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+/// The records a batch writes: each call that gains an event folded again from its
+/// stored events and the new ones, with the record it replaces.
+struct CallWrites {
+    calls: Vec<Call>,
+    /// For each of `calls`: the stored record's event count and time of writing, or
+    /// `None` for a new call — what the write checks is still there.
+    read: Vec<Option<(i64, DateTime<Utc>)>>,
+    deltas: Deltas,
+}
+
+impl CallWrites {
+    fn fold(
+        stored: Vec<StoredRow>,
+        new_events: &[(&Notification, DateTime<Utc>)],
+        to_refold: &[&str],
+    ) -> Result<Self> {
+        #[derive(Default)]
+        struct Gathered {
+            read: Option<(i64, DateTime<Utc>)>,
+            old: Option<Call>,
+            events: Vec<RecordedEvent>,
+        }
+        let mut by_call: HashMap<&str, Gathered> = to_refold
+            .iter()
+            .map(|id| (*id, Gathered::default()))
+            .collect();
+        for row in stored {
+            if let Some(call) = by_call.get_mut(row.event.conversation_id.as_str()) {
+                if call.read.is_none() {
+                    call.read = Some((row.call_event_count, row.call_updated_at));
+                    call.old = Some(row.call()?);
+                }
+                call.events.push(StoredEvent::try_from(row.event)?.recorded);
+            }
+        }
+        for (index, (notification, received_at)) in new_events.iter().enumerate() {
+            let id = notification.event.conversation_id.as_str();
+            let call = by_call.get_mut(id).ok_or_else(|| {
+                StoreError::Corrupt(format!("new event of call {id:?} is not to be folded"))
+            })?;
+            call.events.push(as_read_back(
+                notification,
+                *received_at,
+                -(index as i64) - 1,
+            ));
+        }
+        let mut calls = Vec::with_capacity(to_refold.len());
+        let mut read = Vec::with_capacity(to_refold.len());
+        let mut old = Vec::new();
+        for id in to_refold {
+            let gathered = by_call
+                .remove(id)
+                .expect("every call to refold was gathered");
+            calls.push(call::fold(&gathered.events).ok_or_else(|| {
+                StoreError::Corrupt(format!("call {id:?} has no events to fold"))
+            })?);
+            read.push(gathered.read);
+            old.extend(gathered.old);
+        }
+        let deltas = Deltas::between(&old, &calls);
+        Ok(Self {
+            calls,
+            read,
+            deltas,
+        })
+    }
+}
+
+/// A new event as it will read back from the database: PostgreSQL keeps times to the
+/// microsecond, so the fold here must see them as the store will (see [`as_stored`]).
+fn as_read_back(
+    notification: &Notification,
+    received_at: DateTime<Utc>,
+    stand_in_id: i64,
+) -> RecordedEvent {
+    let event = &notification.event;
+    RecordedEvent {
+        id: stand_in_id,
+        content_hash: notification.content_hash.clone(),
+        received_at: as_stored(received_at),
+        event: Event {
+            connect_time: event.connect_time.map(as_stored),
+            disconnect_time: event.disconnect_time.map(as_stored),
+            ..event.clone()
+        },
+    }
+}
+
+/// A time as PostgreSQL stores what sqlx sends it: whole microseconds since 2000-01-01,
+/// the rest cut off toward that day (`TimeDelta::num_microseconds`).
+fn as_stored(time: DateTime<Utc>) -> DateTime<Utc> {
+    let epoch = DateTime::<Utc>::from_timestamp(946_684_800, 0).expect("2000-01-01 is a time");
+    (time - epoch)
+        .num_microseconds()
+        .map_or(time, |micros| epoch + TimeDelta::microseconds(micros))
+}
+
+/// Writes a batch in one statement, its own transaction: takes the calls' advisory locks,
+/// inserts the new events, writes the calls' records if they are still those read (else
+/// aborts with [`SERIALIZATION_FAILURE`]), inserts one delivery per body and moves the
+/// statistics counts. Returns each delivery's id and event id, in batch order.
+async fn write_batch(
+    db: &mut PgConnection,
+    conversation_ids: &[&str],
+    events: &[(&Notification, DateTime<Utc>)],
+    writes: &CallWrites,
+    pending: &[Pending<'_>],
+    outcomes: &[DeliveryOutcome<'_>],
+) -> Result<Vec<(i64, Option<i64>)>> {
+    let query = sqlx::query_as(WRITE_BATCH).bind(conversation_ids);
+    let query = bind_calls(bind_events(query, events), &writes.calls);
+    let query = query
+        .bind(map(&writes.read, |read| read.map(|(count, _)| count)))
+        .bind(map(&writes.read, |read| read.map(|(_, at)| at)))
+        .bind(Utc::now());
+    let query = bind_deliveries(query, pending, outcomes);
+    let rows = bind_counts(query, &writes.deltas).fetch_all(db).await?;
+    Ok(rows)
+}
+
+/// See [`write_batch`]. Every data-modifying part that must wait for the calls' locks
+/// reads `locks`, so it cannot write a row before they are held; the statement's snapshot
+/// may be older than the locks, which is why the record update checks, on the newest
+/// version of each row, that the record is the one read (`event_count`, `updated_at`),
+/// and why an event or call insert that finds its row already there makes the whole
+/// statement fail (`calltrail_batch_conflict()`). A delivery's `event_ref` is the id of
+/// a stored event, or -N for the Nth new one.
+const WRITE_BATCH: &str = "
+    with locks as materialized (
+        select count(pg_advisory_xact_lock(keys.key)) as taken
+        from (select distinct hashtextextended(id, 0) as key
+              from unnest($1::text[]) as id
+              order by key) as keys
+    ),
+    new_events as materialized (
+        select nextval(pg_get_serial_sequence('events', 'id')) as id, i.*
+        from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::integer[], $9::text[], $10::text[], $11::text[], $12::bigint[],
+                    $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::jsonb[],
+                    $17::timestamptz[])
+             with ordinality
+             as i (conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
+                   sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
+                   disconnect_time, warnings, payload, received_at, position)
+    ),
+    inserted_events as (
+        insert into events (id, conversation_id, content_hash, status, reason_code,
+                            reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
+                            duration_s, connect_time, disconnect_time, warnings, payload,
+                            received_at)
+        overriding system value
+        select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
+               e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
+               e.duration_s, e.connect_time, e.disconnect_time, e.warnings, e.payload,
+               e.received_at
+        from new_events as e
+        cross join locks
+        on conflict on constraint events_one_per_content do nothing
+        returning 1
+    ),
+    calls_in as materialized (
+        select *
+        from unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
+                    $23::text[], $24::integer[], $25::text[], $26::bigint[],
+                    $27::timestamptz[], $28::timestamptz[], $29::text[], $30::text[],
+                    $31::timestamptz[], $32::timestamptz[], $33::timestamptz[], $34::bigint[],
+                    $35::bigint[], $36::timestamptz[])
+             as c (conversation_id, state, status, outcome, reason_code, reason, sip_code,
+                   sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
+                   occurred_at, first_seen_at, last_seen_at, event_count, read_event_count,
+                   read_updated_at)
+    ),
+    updated_calls as (
+        update calls set
+            state = c.state,
+            status = c.status,
+            outcome = c.outcome,
+            reason_code = c.reason_code,
+            reason = c.reason,
+            sip_code = c.sip_code,
+            sip_reason = c.sip_reason,
+            duration_s = c.duration_s,
+            connected_at = c.connected_at,
+            ended_at = c.ended_at,
+            amd_mode = c.amd_mode,
+            amd_result = c.amd_result,
+            occurred_at = c.occurred_at,
+            first_seen_at = c.first_seen_at,
+            last_seen_at = c.last_seen_at,
+            event_count = c.event_count,
+            updated_at = $37::timestamptz
+        from calls_in as c
+        cross join locks
+        where c.read_event_count is not null
+          and calls.conversation_id = c.conversation_id
+          and calls.event_count = c.read_event_count
+          and calls.updated_at = c.read_updated_at
+        returning 1
+    ),
+    inserted_calls as (
+        insert into calls (conversation_id, state, status, outcome, reason_code, reason,
+                           sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
+                           amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
+                           updated_at)
+        select c.conversation_id, c.state, c.status, c.outcome, c.reason_code, c.reason,
+               c.sip_code, c.sip_reason, c.duration_s, c.connected_at, c.ended_at, c.amd_mode,
+               c.amd_result, c.occurred_at, c.first_seen_at, c.last_seen_at, c.event_count,
+               $37::timestamptz
+        from calls_in as c
+        cross join locks
+        where c.read_event_count is null
+        on conflict (conversation_id) do nothing
+        returning 1
+    ),
+    written as (
+        select (select count(*) from inserted_events) = cardinality($2::text[])
+           and (select count(*) from updated_calls) + (select count(*) from inserted_calls)
+               = cardinality($18::text[])
+           as complete
+    ),
+    new_event_ids as (
+        select coalesce(array_agg(id order by position), '{}') as ids from new_events
+    ),
+    resolved as materialized (
+        select nextval(pg_get_serial_sequence('deliveries', 'id')) as id, d.received_at,
+               d.content_type, d.body, d.result, d.error, d.errors, d.conversation_id,
+               case when d.event_ref < 0 then n.ids[-d.event_ref] else d.event_ref end
+                   as event_id,
+               d.position
+        from unnest($38::timestamptz[], $39::text[], $40::bytea[], $41::text[], $42::text[],
+                    $43::jsonb[], $44::text[], $45::bigint[])
+             with ordinality
+             as d (received_at, content_type, body, result, error, errors, conversation_id,
+                   event_ref, position)
+        cross join new_event_ids as n
+    ),
+    inserted_deliveries as (
+        insert into deliveries (id, received_at, content_type, body, result, error, errors,
+                                conversation_id, event_id)
+        overriding system value
+        select id, received_at, content_type, body, result, error, errors, conversation_id,
+               event_id
+        from resolved
+    ),
+    slots as (
+        insert into call_slot_counts as t
+            (slot, state, outcome, amd_result, reason_code, answered, calls)
+        select * from unnest($46::bigint[], $47::text[], $48::text[], $49::text[], $50::text[],
+                             $51::integer[], $52::bigint[])
+        on conflict (slot, state, outcome, amd_result, reason_code, answered)
+        do update set calls = t.calls + excluded.calls
+    ),
+    durations as (
+        insert into call_day_durations as t
+            (day, state, outcome, amd_result, reason_code, duration_s, calls)
+        select * from unnest($53::bigint[], $54::text[], $55::text[], $56::text[], $57::text[],
+                             $58::bigint[], $59::bigint[])
+        on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+        do update set calls = t.calls + excluded.calls
+    )
+    select r.id, r.event_id
+    from resolved as r
+    where (select case when complete then true else calltrail_batch_conflict() end
+           from written)
+    order by r.position";
 
 /// Takes the advisory lock of every call in the batch (see `lock_call`), in the order of
 /// the lock keys, so that two batches of two instances never wait for each other in a cycle.
@@ -77,7 +502,7 @@ async fn insert_events(
     if events.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
+    let query = sqlx::query_as(
         "with input as (
              select *
              from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -108,30 +533,11 @@ async fn insert_events(
                and events.content_hash = input.content_hash
              offset 0
          ) as e",
-    )
-    .bind(map(events, |(n, _)| n.event.conversation_id.as_str()))
-    .bind(map(events, |(n, _)| n.content_hash.as_str()))
-    .bind(map(events, |(n, _)| n.event.status.as_str()))
-    .bind(map(events, |(n, _)| n.event.reason_code.as_deref()))
-    .bind(map(events, |(n, _)| n.event.reason_code_raw.as_deref()))
-    .bind(map(events, |(n, _)| n.event.reason.as_deref()))
-    .bind(map(events, |(n, _)| sip_code_to_column(n.event.sip_code)))
-    .bind(map(events, |(n, _)| n.event.sip_reason.as_deref()))
-    .bind(map(events, |(n, _)| {
-        n.event.amd_mode.map(|mode| mode.as_str())
-    }))
-    .bind(map(events, |(n, _)| {
-        n.event.amd_result.map(|result| result.as_str())
-    }))
-    .bind(map(events, |(n, _)| n.event.duration_s))
-    .bind(map(events, |(n, _)| n.event.connect_time))
-    .bind(map(events, |(n, _)| n.event.disconnect_time))
-    .bind(map(events, |(n, _)| Json(&n.event.warnings)))
-    .bind(map(events, |(n, _)| Json(&n.payload)))
-    .bind(map(events, |(_, received_at)| *received_at))
-    // One index look-up per content (`lateral`): see `refold_calls`.
-    .fetch_all(db)
-    .await?;
+    );
+    let rows: Vec<(i64, String, String, bool)> = bind_events(query, events)
+        // One index look-up per content (`lateral`): see `refold_calls`.
+        .fetch_all(db)
+        .await?;
     let (inserted, existing): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.3);
     let key = |(id, conversation_id, content_hash, _)| (id, conversation_id, content_hash);
     Ok((
@@ -164,7 +570,7 @@ async fn insert_deliveries(
     pending: &[Pending<'_>],
     outcomes: &[DeliveryOutcome<'_>],
 ) -> Result<Vec<i64>> {
-    let ids = sqlx::query_scalar(
+    let query = sqlx::query_scalar(
         "with rows as materialized (
              select nextval(pg_get_serial_sequence('deliveries', 'id')) as id, r.*
              from unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[], $5::text[],
@@ -182,17 +588,10 @@ async fn insert_deliveries(
              from rows
          )
          select id from rows order by position",
-    )
-    .bind(map(pending, |p| p.delivery.received_at))
-    .bind(map(pending, |p| p.delivery.content_type))
-    .bind(map(pending, |p| p.delivery.body))
-    .bind(map(outcomes, |o| o.result.as_str()))
-    .bind(map(outcomes, |o| o.error.as_deref()))
-    .bind(map(outcomes, |o| o.errors))
-    .bind(map(outcomes, |o| o.conversation_id))
-    .bind(map(outcomes, |o| o.event_id))
-    .fetch_all(db)
-    .await?;
+    );
+    let ids = bind_deliveries(query, pending, outcomes)
+        .fetch_all(db)
+        .await?;
     Ok(ids)
 }
 
@@ -230,24 +629,7 @@ pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Resul
     // One statement: `old` reads the snapshot the statement started with, before the
     // upsert's changes. One primary-key look-up per call, as in `refold_calls`: callers
     // write in `PgStore::begin_write`'s transactions, whose plans scan no table whole.
-    let old: Vec<CallRow> = sqlx::query_as(UPSERT_CALLS.as_str())
-        .bind(map(calls, |c| c.conversation_id.as_str()))
-        .bind(map(calls, |c| c.state.as_str()))
-        .bind(map(calls, |c| c.status.as_deref()))
-        .bind(map(calls, |c| c.outcome.as_str()))
-        .bind(map(calls, |c| c.reason_code.as_deref()))
-        .bind(map(calls, |c| c.reason.as_deref()))
-        .bind(map(calls, |c| sip_code_to_column(c.sip_code)))
-        .bind(map(calls, |c| c.sip_reason.as_deref()))
-        .bind(map(calls, |c| c.duration_s))
-        .bind(map(calls, |c| c.connected_at))
-        .bind(map(calls, |c| c.ended_at))
-        .bind(map(calls, |c| c.amd_mode.map(|mode| mode.as_str())))
-        .bind(map(calls, |c| c.amd_result.map(|result| result.as_str())))
-        .bind(map(calls, |c| c.occurred_at))
-        .bind(map(calls, |c| c.first_seen_at))
-        .bind(map(calls, |c| c.last_seen_at))
-        .bind(map(calls, |c| c.event_count))
+    let old: Vec<CallRow> = bind_calls(sqlx::query_as(UPSERT_CALLS.as_str()), calls)
         .bind(Utc::now())
         .fetch_all(&mut *db)
         .await?;
@@ -307,9 +689,7 @@ async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
     if deltas.is_empty() {
         return Ok(());
     }
-    let slots: Vec<_> = deltas.slots.iter().collect();
-    let durations: Vec<_> = deltas.durations.iter().collect();
-    sqlx::query(
+    let query = sqlx::query(
         "with slots as (
              insert into call_slot_counts as t
                  (slot, state, outcome, amd_result, reason_code, answered, calls)
@@ -324,24 +704,122 @@ async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
                               $13::bigint[], $14::bigint[])
          on conflict (day, state, outcome, amd_result, reason_code, duration_s)
          do update set calls = t.calls + excluded.calls",
-    )
-    .bind(map(&slots, |(k, _)| k.slot))
-    .bind(map(&slots, |(k, _)| k.state))
-    .bind(map(&slots, |(k, _)| k.outcome))
-    .bind(map(&slots, |(k, _)| k.amd_result))
-    .bind(map(&slots, |(k, _)| k.reason_code.as_str()))
-    .bind(map(&slots, |(k, _)| k.answered))
-    .bind(map(&slots, |(_, n)| **n))
-    .bind(map(&durations, |(k, _)| k.day))
-    .bind(map(&durations, |(k, _)| k.state))
-    .bind(map(&durations, |(k, _)| k.outcome))
-    .bind(map(&durations, |(k, _)| k.amd_result))
-    .bind(map(&durations, |(k, _)| k.reason_code.as_str()))
-    .bind(map(&durations, |(k, _)| k.duration_s))
-    .bind(map(&durations, |(_, n)| **n))
-    .execute(db)
-    .await?;
+    );
+    bind_counts(query, deltas).execute(db).await?;
     Ok(())
+}
+
+/// Binds the columns of new events, in the order of `events`' columns from
+/// `conversation_id` to `received_at` (16 parameters).
+fn bind_events<'q, Q: Bind<'q>>(query: Q, events: &'q [(&Notification, DateTime<Utc>)]) -> Q {
+    query
+        .add(map(events, |(n, _)| n.event.conversation_id.as_str()))
+        .add(map(events, |(n, _)| n.content_hash.as_str()))
+        .add(map(events, |(n, _)| n.event.status.as_str()))
+        .add(map(events, |(n, _)| n.event.reason_code.as_deref()))
+        .add(map(events, |(n, _)| n.event.reason_code_raw.as_deref()))
+        .add(map(events, |(n, _)| n.event.reason.as_deref()))
+        .add(map(events, |(n, _)| sip_code_to_column(n.event.sip_code)))
+        .add(map(events, |(n, _)| n.event.sip_reason.as_deref()))
+        .add(map(events, |(n, _)| {
+            n.event.amd_mode.map(|mode| mode.as_str())
+        }))
+        .add(map(events, |(n, _)| {
+            n.event.amd_result.map(|result| result.as_str())
+        }))
+        .add(map(events, |(n, _)| n.event.duration_s))
+        .add(map(events, |(n, _)| n.event.connect_time))
+        .add(map(events, |(n, _)| n.event.disconnect_time))
+        .add(map(events, |(n, _)| Json(&n.event.warnings)))
+        .add(map(events, |(n, _)| Json(&n.payload)))
+        .add(map(events, |(_, received_at)| *received_at))
+}
+
+/// Binds the columns of call records, in the order of `calls`' columns from
+/// `conversation_id` to `event_count` (17 parameters).
+fn bind_calls<'q, Q: Bind<'q>>(query: Q, calls: &'q [Call]) -> Q {
+    query
+        .add(map(calls, |c| c.conversation_id.as_str()))
+        .add(map(calls, |c| c.state.as_str()))
+        .add(map(calls, |c| c.status.as_deref()))
+        .add(map(calls, |c| c.outcome.as_str()))
+        .add(map(calls, |c| c.reason_code.as_deref()))
+        .add(map(calls, |c| c.reason.as_deref()))
+        .add(map(calls, |c| sip_code_to_column(c.sip_code)))
+        .add(map(calls, |c| c.sip_reason.as_deref()))
+        .add(map(calls, |c| c.duration_s))
+        .add(map(calls, |c| c.connected_at))
+        .add(map(calls, |c| c.ended_at))
+        .add(map(calls, |c| c.amd_mode.map(|mode| mode.as_str())))
+        .add(map(calls, |c| c.amd_result.map(|result| result.as_str())))
+        .add(map(calls, |c| c.occurred_at))
+        .add(map(calls, |c| c.first_seen_at))
+        .add(map(calls, |c| c.last_seen_at))
+        .add(map(calls, |c| c.event_count))
+}
+
+/// Binds the columns of one delivery per body, from `received_at` to the event's id
+/// (8 parameters).
+fn bind_deliveries<'q, Q: Bind<'q>>(
+    query: Q,
+    pending: &'q [Pending<'_>],
+    outcomes: &'q [DeliveryOutcome<'_>],
+) -> Q {
+    query
+        .add(map(pending, |p| p.delivery.received_at))
+        .add(map(pending, |p| p.delivery.content_type))
+        .add(map(pending, |p| p.delivery.body))
+        .add(map(outcomes, |o| o.result.as_str()))
+        .add(map(outcomes, |o| o.error.as_deref()))
+        .add(map(outcomes, |o| o.errors))
+        .add(map(outcomes, |o| o.conversation_id))
+        .add(map(outcomes, |o| o.event_id))
+}
+
+/// Binds the statistics deltas: the keys and changes of `call_slot_counts` (7 parameters),
+/// then of `call_day_durations` (7).
+fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
+    let slots: Vec<_> = deltas.slots.iter().collect();
+    let durations: Vec<_> = deltas.durations.iter().collect();
+    query
+        .add(map(&slots, |(k, _)| k.slot))
+        .add(map(&slots, |(k, _)| k.state))
+        .add(map(&slots, |(k, _)| k.outcome))
+        .add(map(&slots, |(k, _)| k.amd_result))
+        .add(map(&slots, |(k, _)| k.reason_code.as_str()))
+        .add(map(&slots, |(k, _)| k.answered))
+        .add(map(&slots, |(_, n)| **n))
+        .add(map(&durations, |(k, _)| k.day))
+        .add(map(&durations, |(k, _)| k.state))
+        .add(map(&durations, |(k, _)| k.outcome))
+        .add(map(&durations, |(k, _)| k.amd_result))
+        .add(map(&durations, |(k, _)| k.reason_code.as_str()))
+        .add(map(&durations, |(k, _)| k.duration_s))
+        .add(map(&durations, |(_, n)| **n))
+}
+
+/// A query that takes parameters: `sqlx::query` and `sqlx::query_as` alike, so that the
+/// column groups above bind onto either.
+trait Bind<'q>: Sized {
+    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self;
+}
+
+impl<'q> Bind<'q> for Query<'q, Postgres, PgArguments> {
+    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for QueryAs<'q, Postgres, O, PgArguments> {
+    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Bind<'q> for QueryScalar<'q, Postgres, O, PgArguments> {
+    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
+        self.bind(value)
+    }
 }
 
 /// One column of an `unnest` insert.
