@@ -9,6 +9,11 @@
 //! 3. insert one delivery per body, accepted / duplicate / rejected ([`Plan::outcomes`]);
 //! 4. re-fold every call that gained an event ([`Plan::calls_to_refold`]).
 //!
+//! PostgreSQL's two-round-trip path reads the calls' stored events first instead
+//! ([`Plan::known`]), takes every other content as new ([`Plan::new_for_the_rest`], with
+//! stand-in ids the write statement replaces), then writes all of it in one statement; it
+//! falls back to the order above when a call changed in between.
+//!
 //! Two copies of one notification in one batch are one content: the first copy (in batch
 //! order, which is arrival order) is the one inserted and answered `accepted`, every later
 //! copy is a `duplicate` of it, exactly as if they had been recorded one after the other.
