@@ -9,6 +9,9 @@
 //! 3. insert one delivery per body, accepted / duplicate / rejected ([`Plan::outcomes`]);
 //! 4. re-fold every call that gained an event ([`Plan::calls_to_refold`]).
 //!
+//! SQLite reads the calls' events and records before step 3 and then sends steps 3 and 4
+//! as one multi-statement query: each statement is a round trip to its connection's thread.
+//!
 //! PostgreSQL's two-round-trip path reads the calls' stored events first instead
 //! ([`Plan::known`]), takes every other content as new ([`Plan::new_for_the_rest`], with
 //! stand-in ids the write statement replaces), then writes all of it in one statement; it

@@ -4,6 +4,7 @@
 //! time order; JSON is text; bodies are blobs.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,8 @@ use sqlx::sqlite::{
     SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
 use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
@@ -33,10 +36,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The page cache of the writer's connection, in KiB (as `PRAGMA cache_size` takes it,
+/// negative): the pages a batch touches — index leaves all over the file — stay cached
+/// between batches instead of being read again (SQLite's default is 2 MiB).
+const WRITER_CACHE: &str = "-32768";
+
 /// A pool of connections to one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Arc<Writer>,
+}
+
+/// The group-commit writer's own connection (see [`SqliteStore::writer`]).
+#[derive(Debug)]
+struct Writer {
+    options: SqliteConnectOptions,
+    connection: Mutex<Option<SqliteConnection>>,
 }
 
 impl SqliteStore {
@@ -49,7 +65,13 @@ impl SqliteStore {
             // A 200 promises the delivery is on disk: sync every commit, not only checkpoints.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Statement journals and sorts in memory, not in temporary files.
+            .pragma("temp_store", "memory");
+        let writer = Arc::new(Writer {
+            options: options.clone().pragma("cache_size", WRITER_CACHE),
+            connection: Mutex::new(None),
+        });
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -57,7 +79,21 @@ impl SqliteStore {
             // the ping was a hop to the connection's thread for every batch.
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
+    }
+
+    /// The connection of the group-commit writer: always the same one, so that its page
+    /// cache stays valid from batch to batch (a pooled connection's cache is thrown away
+    /// whenever another connection has written since its last use, and every page a batch
+    /// needs is then read again). Connected on first use.
+    async fn writer(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
+        let mut connection = self.writer.connection.lock().await;
+        if connection.is_none() {
+            *connection = Some(self.writer.options.connect().await?);
+        }
+        Ok(MutexGuard::map(connection, |connection| {
+            connection.as_mut().expect("connected above")
+        }))
     }
 
     /// Applies the migrations in `migrations/sqlite/`.
@@ -183,6 +219,9 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        if let Some(connection) = self.writer.connection.lock().await.take() {
+            let _ = connection.close().await;
+        }
         self.pool.close().await;
     }
 }

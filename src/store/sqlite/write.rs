@@ -1,10 +1,10 @@
 //! The SQLite group-commit write path: a whole batch of deliveries in one `begin immediate`
-//! transaction (one fsync), with multi-row inserts and one re-fold per call that gained an
-//! event. See [`super::super::batch`] for the bookkeeping.
+//! transaction (one fsync) on the writer's own connection, with multi-row inserts and one
+//! re-fold per call that gained an event. See [`super::super::batch`] for the bookkeeping.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{SqliteStore, utc_text};
 use crate::call::Call;
@@ -21,13 +21,20 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteStore {
     /// Records a batch of deliveries in one transaction; the answers are in batch order.
+    ///
+    /// Each statement is a round trip to the connection's thread, which under load costs
+    /// more than most of the statements themselves, so the batch takes four as a rule:
+    /// insert the events; read the calls' events and records together; write deliveries,
+    /// records and statistics in one multi-statement query; commit (plus `begin`, and a
+    /// look-up of already stored contents when the batch holds some).
     #[tracing::instrument(name = "sqlite.record_batch", skip_all, fields(size = pending.len()))]
     pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
         let mut plan = Plan::new(pending);
-        let mut tx = self.pool.begin_with("begin immediate").await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin_with("begin immediate").await?;
         let new_events: Vec<_> = plan.new_events().collect();
         plan.inserted(insert_events(&mut tx, &new_events).await?)?;
         let unresolved = plan.unresolved();
@@ -35,8 +42,23 @@ impl SqliteStore {
             plan.existing(select_event_ids(&mut tx, &unresolved).await?)?;
         }
         let outcomes = plan.outcomes()?;
-        let delivery_ids = insert_deliveries(&mut tx, pending, &outcomes).await?;
-        refold_calls(&mut tx, &plan.calls_to_refold()).await?;
+        let to_refold = plan.calls_to_refold();
+        let read = read_calls(&mut tx, &to_refold).await?;
+        // The ids are chosen here, under the write lock `begin immediate` took, as SQLite
+        // itself would choose them (one past the largest), so that each body knows its row
+        // without relying on the order of `returning`, which SQLite leaves undefined.
+        let first_delivery_id = match read.next_delivery_id {
+            Some(id) => id,
+            None => next_delivery_id(&mut tx).await?,
+        };
+        let delivery_ids: Vec<i64> = (first_delivery_id..).take(pending.len()).collect();
+        let calls = fold_calls(read.events, to_refold.len())?;
+        let deltas = Deltas::between(&read.old, &calls);
+        let mut query = QueryBuilder::new("");
+        push_deliveries(&mut query, &delivery_ids, pending, &outcomes);
+        push_calls(&mut query, &calls, utc_text(Utc::now()));
+        push_counts(&mut query, &deltas);
+        query.build().persistent(false).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(recorded(&outcomes, &delivery_ids))
     }
@@ -107,23 +129,24 @@ async fn select_event_ids(
     Ok(rows)
 }
 
-/// Inserts one delivery per body; returns their ids in batch order.
-///
-/// The ids are chosen here, under the write lock `begin immediate` took, as SQLite itself
-/// would choose them (one past the largest), so that each body knows its row without relying
-/// on the order of `returning`, which SQLite leaves undefined.
-async fn insert_deliveries(
-    db: &mut SqliteConnection,
-    pending: &[Pending<'_>],
-    outcomes: &[DeliveryOutcome<'_>],
-) -> Result<Vec<i64>> {
-    let first: i64 = sqlx::query_scalar("select coalesce(max(id), 0) + 1 from deliveries")
-        .fetch_one(&mut *db)
+/// One past the largest delivery id.
+async fn next_delivery_id(db: &mut SqliteConnection) -> Result<i64> {
+    let id = sqlx::query_scalar("select coalesce(max(id), 0) + 1 from deliveries")
+        .fetch_one(db)
         .await?;
-    let ids: Vec<i64> = (first..).take(pending.len()).collect();
+    Ok(id)
+}
+
+/// Pushes the statements that insert one delivery per body, with the given ids.
+fn push_deliveries<'q>(
+    query: &mut QueryBuilder<'q, Sqlite>,
+    ids: &'q [i64],
+    pending: &'q [Pending<'_>],
+    outcomes: &'q [DeliveryOutcome<'_>],
+) {
     let rows: Vec<_> = ids.iter().zip(pending).zip(outcomes).collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        query.push(
             "insert into deliveries (id, received_at, content_type, body, result, error, errors,
                                      conversation_id, event_id) ",
         );
@@ -138,36 +161,127 @@ async fn insert_deliveries(
                 .push_bind(outcome.conversation_id)
                 .push_bind(outcome.event_id);
         });
-        query.build().persistent(false).execute(&mut *db).await?;
+        query.push(";\n");
     }
-    Ok(ids)
 }
 
-/// Folds all events of each call again and writes the results over their records.
-async fn refold_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Result<()> {
-    if conversation_ids.is_empty() {
-        return Ok(());
+/// What the batch reads of the calls that gain events: every stored event (the batch's
+/// own included), grouped by call in received order, and the records they have now.
+struct Read {
+    events: Vec<EventRow>,
+    old: Vec<Call>,
+    /// One past the largest delivery id; `None` when there was no call to read.
+    next_delivery_id: Option<i64>,
+}
+
+/// An event of one of the batch's calls, with the call's record beside it (none for a
+/// call that is new) and one past the largest delivery id.
+#[derive(Debug, FromRow)]
+struct EventAndCallRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    call_state: Option<String>,
+    call_status: Option<String>,
+    call_outcome: Option<String>,
+    call_reason_code: Option<String>,
+    call_reason: Option<String>,
+    call_sip_code: Option<i32>,
+    call_sip_reason: Option<String>,
+    call_duration_s: Option<i64>,
+    call_connected_at: Option<DateTime<Utc>>,
+    call_ended_at: Option<DateTime<Utc>>,
+    call_amd_mode: Option<String>,
+    call_amd_result: Option<String>,
+    call_occurred_at: Option<DateTime<Utc>>,
+    call_first_seen_at: Option<DateTime<Utc>>,
+    call_last_seen_at: Option<DateTime<Utc>>,
+    call_event_count: Option<i64>,
+    next_delivery_id: i64,
+}
+
+impl EventAndCallRow {
+    /// The call's record, if it has one.
+    fn call(&self) -> Option<Result<Call>> {
+        let row = CallRow {
+            conversation_id: self.event.conversation_id.clone(),
+            state: self.call_state.clone()?,
+            status: self.call_status.clone(),
+            outcome: self.call_outcome.clone()?,
+            reason_code: self.call_reason_code.clone(),
+            reason: self.call_reason.clone(),
+            sip_code: self.call_sip_code,
+            sip_reason: self.call_sip_reason.clone(),
+            duration_s: self.call_duration_s,
+            connected_at: self.call_connected_at,
+            ended_at: self.call_ended_at,
+            amd_mode: self.call_amd_mode.clone(),
+            amd_result: self.call_amd_result.clone(),
+            occurred_at: self.call_occurred_at?,
+            first_seen_at: self.call_first_seen_at?,
+            last_seen_at: self.call_last_seen_at?,
+            event_count: self.call_event_count?,
+        };
+        Some(Call::try_from(row))
     }
-    // The fold does not look at payloads: leaving them out spares decoding every call's
-    // JSON again.
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "select id, conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
-                sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
-                disconnect_time, warnings, '{}' as payload, received_at
-         from events
-         where conversation_id in (select value from json_each(?1))
-         order by conversation_id, received_at, id",
+}
+
+/// Every stored event of the calls with their records, in one statement. Payloads are
+/// left out: the fold does not look at them.
+async fn read_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Result<Read> {
+    if conversation_ids.is_empty() {
+        return Ok(Read {
+            events: Vec::new(),
+            old: Vec::new(),
+            next_delivery_id: None,
+        });
+    }
+    // `cross join` keeps the short key list as the outer loop: each call is one range of
+    // events_one_per_content and one primary-key look-up in `calls`.
+    let rows: Vec<EventAndCallRow> = sqlx::query_as(
+        "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
+                e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
+                e.duration_s, e.connect_time, e.disconnect_time, e.warnings, '{}' as payload,
+                e.received_at,
+                c.state as call_state, c.status as call_status, c.outcome as call_outcome,
+                c.reason_code as call_reason_code, c.reason as call_reason,
+                c.sip_code as call_sip_code, c.sip_reason as call_sip_reason,
+                c.duration_s as call_duration_s, c.connected_at as call_connected_at,
+                c.ended_at as call_ended_at, c.amd_mode as call_amd_mode,
+                c.amd_result as call_amd_result, c.occurred_at as call_occurred_at,
+                c.first_seen_at as call_first_seen_at, c.last_seen_at as call_last_seen_at,
+                c.event_count as call_event_count,
+                (select coalesce(max(id), 0) + 1 from deliveries) as next_delivery_id
+         from json_each(?1) as k
+         cross join events as e on e.conversation_id = k.value
+         left join calls as c on c.conversation_id = k.value
+         order by e.conversation_id, e.received_at, e.id",
     )
     .bind(Json(conversation_ids))
     .fetch_all(&mut *db)
     .await?;
-    let calls = fold_calls(rows, conversation_ids.len())?;
-    upsert_calls(db, &calls).await
+    let next_delivery_id = rows.first().map(|row| row.next_delivery_id);
+    let mut old = Vec::new();
+    let mut previous: Option<&str> = None;
+    for row in &rows {
+        let id = row.event.conversation_id.as_str();
+        if previous != Some(id) {
+            old.extend(row.call().transpose()?);
+            previous = Some(id);
+        }
+    }
+    Ok(Read {
+        events: rows.into_iter().map(|row| row.event).collect(),
+        old,
+        next_delivery_id,
+    })
 }
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
 /// from what the rows held before to what they hold now.
 pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
     let old: Vec<CallRow> = sqlx::query_as(&format!(
         "select {CALL_COLUMNS} from calls where conversation_id in (select value from json_each(?1))"
     ))
@@ -178,9 +292,18 @@ pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> R
         .into_iter()
         .map(Call::try_from)
         .collect::<Result<Vec<_>>>()?;
-    let updated_at = utc_text(Utc::now());
+    let deltas = Deltas::between(&old, calls);
+    let mut query = QueryBuilder::new("");
+    push_calls(&mut query, calls, utc_text(Utc::now()));
+    push_counts(&mut query, &deltas);
+    query.build().persistent(false).execute(&mut *db).await?;
+    Ok(())
+}
+
+/// Pushes the statements that write the records over the calls' rows.
+fn push_calls<'q>(query: &mut QueryBuilder<'q, Sqlite>, calls: &'q [Call], updated_at: String) {
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        query.push(
             "insert into calls (conversation_id, state, status, outcome, reason_code, reason,
                                 sip_code, sip_reason, duration_s, connected_at, ended_at,
                                 amd_mode, amd_result, occurred_at, first_seen_at, last_seen_at,
@@ -204,7 +327,7 @@ pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> R
                 .push_bind(utc_text(call.first_seen_at))
                 .push_bind(utc_text(call.last_seen_at))
                 .push_bind(call.event_count)
-                .push_bind(&updated_at);
+                .push_bind(updated_at.clone());
         });
         query.push(
             " on conflict (conversation_id) do update set
@@ -224,18 +347,16 @@ pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> R
                  first_seen_at = excluded.first_seen_at,
                  last_seen_at = excluded.last_seen_at,
                  event_count = excluded.event_count,
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at;\n",
         );
-        query.build().persistent(false).execute(&mut *db).await?;
     }
-    apply_counts(db, &Deltas::between(&old, calls)).await
 }
 
-/// Adds the deltas to the statistics tables.
-async fn apply_counts(db: &mut SqliteConnection, deltas: &Deltas) -> Result<()> {
+/// Pushes the statements that add the deltas to the statistics tables.
+fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
     let slots: Vec<_> = deltas.slots.iter().collect();
     for chunk in slots.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        query.push(
             "insert into call_slot_counts
                  (slot, state, outcome, amd_result, reason_code, answered, calls) ",
         );
@@ -250,13 +371,12 @@ async fn apply_counts(db: &mut SqliteConnection, deltas: &Deltas) -> Result<()> 
         });
         query.push(
             " on conflict (slot, state, outcome, amd_result, reason_code, answered)
-              do update set calls = calls + excluded.calls",
+              do update set calls = calls + excluded.calls;\n",
         );
-        query.build().persistent(false).execute(&mut *db).await?;
     }
     let durations: Vec<_> = deltas.durations.iter().collect();
     for chunk in durations.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        query.push(
             "insert into call_day_durations
                  (day, state, outcome, amd_result, reason_code, duration_s, calls) ",
         );
@@ -271,9 +391,7 @@ async fn apply_counts(db: &mut SqliteConnection, deltas: &Deltas) -> Result<()> 
         });
         query.push(
             " on conflict (day, state, outcome, amd_result, reason_code, duration_s)
-              do update set calls = calls + excluded.calls",
+              do update set calls = calls + excluded.calls;\n",
         );
-        query.build().persistent(false).execute(&mut *db).await?;
     }
-    Ok(())
 }
