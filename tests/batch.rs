@@ -17,6 +17,7 @@ both_stores!(
     overlapping_batches_of_two_instances_store_each_event_once,
     an_empty_batch_records_nothing,
     a_record_is_the_fold_of_its_events_as_stored_to_the_microsecond,
+    a_failed_batch_leaves_nothing_and_the_next_batch_is_recorded,
 );
 
 /// Bodies as the gateway sends them, in arrival order.
@@ -265,6 +266,115 @@ async fn an_empty_batch_records_nothing(backend: Backend) {
     let store = db.store().await;
     assert_eq!(store.record_batch(&[]).await.unwrap(), vec![]);
     store.close().await;
+}
+
+/// A batch whose transaction fails half-way (here: a trigger refuses one of its
+/// deliveries, after its events were inserted) stores none of its bodies, and the writer
+/// records the next batch as if the failed one had never been: nothing is left open on
+/// its connection.
+async fn a_failed_batch_leaves_nothing_and_the_next_batch_is_recorded(backend: Backend) {
+    let name = "a_failed_batch_leaves_nothing_and_the_next_batch_is_recorded";
+    let Some(db) = TestDb::new(backend, name).await else {
+        return;
+    };
+    let store = db.store().await;
+    execute(
+        &db,
+        match backend {
+            Backend::Sqlite => &["create trigger poison before insert on deliveries
+                 when new.conversation_id = 'poisoned'
+                 begin select raise(abort, 'poisoned body'); end"][..],
+            Backend::Postgres => &[
+                "create function poison() returns trigger language plpgsql as $$
+                 begin
+                     if new.conversation_id = 'poisoned' then
+                         raise exception 'poisoned body';
+                     end if;
+                     return new;
+                 end $$",
+                "create trigger poison before insert on deliveries
+                 for each row execute function poison()",
+            ][..],
+        },
+    )
+    .await;
+    let good = r#"{"conversationId":"call-ok","status":"answered","callconnecttime":"5/8/2023,11:32:49AM"}"#;
+    let poisoned = r#"{"conversationId":"poisoned","status":"answered"}"#;
+    let (good_parsed, poisoned_parsed) = (parse(good), parse(poisoned));
+    let batch = [
+        pending(0, good, &good_parsed),
+        pending(1, poisoned, &poisoned_parsed),
+    ];
+    let err = store.record_batch(&batch).await.unwrap_err();
+    assert!(format!("{err:?}").contains("poisoned body"), "{err:?}");
+    assert!(store.call("call-ok").await.unwrap().is_none());
+    assert_eq!(
+        count_deliveries(&db).await,
+        0,
+        "nothing of the failed batch"
+    );
+
+    for round in 0..2 {
+        let recorded = store
+            .record_batch(&[pending(2 + round, good, &good_parsed)])
+            .await
+            .unwrap();
+        let expected = if round == 0 { "Accepted" } else { "Duplicate" };
+        assert!(
+            format!("{recorded:?}").starts_with(&format!("[{expected}")),
+            "{recorded:?}"
+        );
+    }
+    let (call, events) = store.call("call-ok").await.unwrap().unwrap();
+    assert_eq!((call.event_count, events.len()), (1, 1));
+    assert_eq!(count_deliveries(&db).await, 2);
+    store.close().await;
+}
+
+/// Runs statements on the test's database, around the store.
+async fn execute(db: &TestDb, statements: &[&str]) {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn count_deliveries(db: &TestDb) -> i64 {
+    use sqlx::Connection;
+    let sql = "select count(*) from deliveries";
+    match db.backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap()
+        }
+    }
 }
 
 /// PostgreSQL keeps times to the microsecond. Where two events differ only below that,

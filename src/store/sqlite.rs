@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
 use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
@@ -82,18 +82,31 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
-    /// The connection of the group-commit writer: always the same one, so that its page
-    /// cache stays valid from batch to batch (a pooled connection's cache is thrown away
-    /// whenever another connection has written since its last use, and every page a batch
-    /// needs is then read again). Connected on first use.
-    async fn writer(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
-        let mut connection = self.writer.connection.lock().await;
-        if connection.is_none() {
-            *connection = Some(self.writer.options.connect().await?);
+    /// Runs `batch` on the connection of the group-commit writer: always the same one, so
+    /// that its page cache stays valid from batch to batch (a pooled connection's cache is
+    /// thrown away whenever another connection has written since its last use, and every
+    /// page a batch needs is then read again). Connected on first use. `batch` opens and
+    /// commits its transaction itself (see `write::record_batch`); when it fails, or is
+    /// dropped half-way, the connection is closed with whatever it left open — closing
+    /// rolls back — and the next batch connects again.
+    async fn with_writer<T>(
+        &self,
+        batch: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut slot = self.writer.connection.lock().await;
+        let mut connection = match slot.take() {
+            Some(connection) => connection,
+            None => self.writer.options.connect().await?,
+        };
+        let result = batch(&mut connection).await;
+        match result {
+            Ok(_) => *slot = Some(connection),
+            // Closed before the next batch begins, so that its lock is gone by then.
+            Err(_) => {
+                let _ = connection.close().await;
+            }
         }
-        Ok(MutexGuard::map(connection, |connection| {
-            connection.as_mut().expect("connected above")
-        }))
+        result
     }
 
     /// Applies the migrations in `migrations/sqlite/`.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Connection, FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{SqliteStore, utc_text};
 use crate::call::Call;
@@ -32,46 +32,60 @@ impl SqliteStore {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
-        let mut plan = Plan::new(pending);
-        let mut writer = self.writer().await?;
-        let mut tx = writer.begin_with("begin immediate").await?;
-        let new_events: Vec<_> = plan.new_events().collect();
-        plan.inserted(insert_events(&mut tx, &new_events).await?)?;
-        let unresolved = plan.unresolved();
-        if !unresolved.is_empty() {
-            plan.existing(select_event_ids(&mut tx, &unresolved).await?)?;
-        }
-        let outcomes = plan.outcomes()?;
-        let to_refold = plan.calls_to_refold();
-        let read = read_calls(&mut tx, &to_refold).await?;
-        // The ids are chosen here, under the write lock `begin immediate` took, as SQLite
-        // itself would choose them (one past the largest), so that each body knows its row
-        // without relying on the order of `returning`, which SQLite leaves undefined.
-        let first_delivery_id = match read.next_delivery_id {
-            Some(id) => id,
-            None => next_delivery_id(&mut tx).await?,
-        };
-        let delivery_ids: Vec<i64> = (first_delivery_id..).take(pending.len()).collect();
-        let calls = fold_calls(read.events, to_refold.len())?;
-        let deltas = Deltas::between(&read.old, &calls);
-        let mut query = QueryBuilder::new("");
-        push_deliveries(&mut query, &delivery_ids, pending, &outcomes);
-        push_calls(&mut query, &calls, utc_text(Utc::now()));
-        push_counts(&mut query, &deltas);
-        query.build().persistent(false).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(recorded(&outcomes, &delivery_ids))
+        self.with_writer(async |db| record_batch(db, pending).await)
+            .await
     }
 }
 
-/// Inserts the events whose content is not stored yet; returns those it stored.
-async fn insert_events(
+/// See [`SqliteStore::record_batch`]. The transaction's `begin immediate` goes with the
+/// first statement and its `commit` with the last, sent as multi-statement queries:
+/// two round trips fewer. If a statement fails, those after it — the `commit` among them —
+/// do not run, and [`SqliteStore::with_writer`] closes the connection, which rolls back.
+async fn record_batch(db: &mut SqliteConnection, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    let mut plan = Plan::new(pending);
+    let new_events: Vec<_> = plan.new_events().collect();
+    plan.inserted(begin_and_insert_events(db, &new_events).await?)?;
+    let unresolved = plan.unresolved();
+    if !unresolved.is_empty() {
+        plan.existing(select_event_ids(db, &unresolved).await?)?;
+    }
+    let outcomes = plan.outcomes()?;
+    let to_refold = plan.calls_to_refold();
+    let read = read_calls(db, &to_refold).await?;
+    // The ids are chosen here, under the write lock `begin immediate` took, as SQLite
+    // itself would choose them (one past the largest), so that each body knows its row
+    // without relying on the order of `returning`, which SQLite leaves undefined.
+    let first_delivery_id = match read.next_delivery_id {
+        Some(id) => id,
+        None => next_delivery_id(db).await?,
+    };
+    let delivery_ids: Vec<i64> = (first_delivery_id..).take(pending.len()).collect();
+    let calls = fold_calls(read.events, to_refold.len())?;
+    let deltas = Deltas::between(&read.old, &calls);
+    let mut query = QueryBuilder::new("");
+    push_deliveries(&mut query, &delivery_ids, pending, &outcomes);
+    push_calls(&mut query, &calls, utc_text(Utc::now()));
+    push_counts(&mut query, &deltas);
+    query.push("commit;");
+    query.build().persistent(false).execute(db).await?;
+    Ok(recorded(&outcomes, &delivery_ids))
+}
+
+/// Begins the batch's transaction (`begin immediate`: the write lock up front) and inserts
+/// the events whose content is not stored yet; returns those it stored.
+async fn begin_and_insert_events(
     db: &mut SqliteConnection,
     events: &[(&Notification, DateTime<Utc>)],
 ) -> Result<Vec<EventKey>> {
+    const BEGIN: &str = "begin immediate;\n";
+    if events.is_empty() {
+        sqlx::query(BEGIN).execute(db).await?;
+        return Ok(Vec::new());
+    }
     let mut stored = Vec::with_capacity(events.len());
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+    for (index, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut query = QueryBuilder::<Sqlite>::new(if index == 0 { BEGIN } else { "" });
+        query.push(
             "insert into events (conversation_id, content_hash, status, reason_code,
                                  reason_code_raw, reason, sip_code, sip_reason, amd_mode,
                                  amd_result, duration_s, connect_time, disconnect_time,
