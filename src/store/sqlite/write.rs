@@ -23,9 +23,9 @@ impl SqliteStore {
     /// Records a batch of deliveries in one transaction; the answers are in batch order.
     ///
     /// Each statement is a round trip to the connection's thread, which under load costs
-    /// more than most of the statements themselves, so the batch takes four as a rule:
-    /// insert the events; read the calls' events and records together; write deliveries,
-    /// records and statistics in one multi-statement query; commit (plus `begin`, and a
+    /// more than most of the statements themselves, so the batch takes three as a rule:
+    /// `begin` with the events insert; the calls' events and records read together;
+    /// deliveries, records, statistics and `commit` in one multi-statement query (plus a
     /// look-up of already stored contents when the batch holds some).
     #[tracing::instrument(name = "sqlite.record_batch", skip_all, fields(size = pending.len()))]
     pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
