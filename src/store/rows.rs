@@ -66,6 +66,74 @@ impl TryFrom<EventRow> for StoredEvent {
     }
 }
 
+/// An event of one of a group-commit batch's calls as stored, with the call's record
+/// beside it (all `None` for a call without one): what both stores' writers read to fold
+/// a call again with the batch's events and to count it out of the statistics.
+#[derive(Debug, FromRow)]
+pub(super) struct EventAndCallRow {
+    #[sqlx(flatten)]
+    pub event: EventRow,
+    pub call_state: Option<String>,
+    pub call_status: Option<String>,
+    pub call_outcome: Option<String>,
+    pub call_reason_code: Option<String>,
+    pub call_reason: Option<String>,
+    pub call_sip_code: Option<i32>,
+    pub call_sip_reason: Option<String>,
+    pub call_duration_s: Option<i64>,
+    pub call_connected_at: Option<DateTime<Utc>>,
+    pub call_ended_at: Option<DateTime<Utc>>,
+    pub call_amd_mode: Option<String>,
+    pub call_amd_result: Option<String>,
+    pub call_occurred_at: Option<DateTime<Utc>>,
+    pub call_first_seen_at: Option<DateTime<Utc>>,
+    pub call_last_seen_at: Option<DateTime<Utc>>,
+    pub call_event_count: Option<i64>,
+    pub call_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`EventAndCallRow`] read from `events as e` and `calls as c`, but for
+/// `payload`, which each store reads as an empty object of its own JSON type: the fold
+/// does not look at payloads.
+pub(super) const EVENT_AND_CALL_COLUMNS: &str = "e.id, e.conversation_id, e.content_hash, \
+     e.status, e.reason_code, e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, \
+     e.amd_mode, e.amd_result, e.duration_s, e.connect_time, e.disconnect_time, e.warnings, \
+     e.received_at, \
+     c.state as call_state, c.status as call_status, c.outcome as call_outcome, \
+     c.reason_code as call_reason_code, c.reason as call_reason, c.sip_code as call_sip_code, \
+     c.sip_reason as call_sip_reason, c.duration_s as call_duration_s, \
+     c.connected_at as call_connected_at, c.ended_at as call_ended_at, \
+     c.amd_mode as call_amd_mode, c.amd_result as call_amd_result, \
+     c.occurred_at as call_occurred_at, c.first_seen_at as call_first_seen_at, \
+     c.last_seen_at as call_last_seen_at, c.event_count as call_event_count, \
+     c.updated_at as call_updated_at";
+
+impl EventAndCallRow {
+    /// The call's record, if it has one.
+    pub fn call(&self) -> Option<Result<Call>> {
+        let row = CallRow {
+            conversation_id: self.event.conversation_id.clone(),
+            state: self.call_state.clone()?,
+            status: self.call_status.clone(),
+            outcome: self.call_outcome.clone()?,
+            reason_code: self.call_reason_code.clone(),
+            reason: self.call_reason.clone(),
+            sip_code: self.call_sip_code,
+            sip_reason: self.call_sip_reason.clone(),
+            duration_s: self.call_duration_s,
+            connected_at: self.call_connected_at,
+            ended_at: self.call_ended_at,
+            amd_mode: self.call_amd_mode.clone(),
+            amd_result: self.call_amd_result.clone(),
+            occurred_at: self.call_occurred_at?,
+            first_seen_at: self.call_first_seen_at?,
+            last_seen_at: self.call_last_seen_at?,
+            event_count: self.call_event_count?,
+        };
+        Some(Call::try_from(row))
+    }
+}
+
 /// One row of `calls` (without `updated_at`, which is bookkeeping, not part of a [`Call`]).
 #[derive(Debug, FromRow)]
 pub(super) struct CallRow {

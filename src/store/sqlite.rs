@@ -48,7 +48,7 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
 }
 
-/// The group-commit writer's own connection (see [`SqliteStore::writer`]).
+/// The group-commit writer's own connection (see [`SqliteStore::with_writer`]).
 #[derive(Debug)]
 struct Writer {
     options: SqliteConnectOptions,

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::postgres::PgArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, Postgres};
+use sqlx::{PgConnection, Postgres};
 
 use super::PgStore;
 use crate::call::{self, Call, RecordedEvent};
@@ -17,7 +17,9 @@ use crate::notification::{Event, Notification};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::query::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
-use crate::store::rows::{CallRow, DeliveryOutcome, EventRow, sip_code_to_column};
+use crate::store::rows::{
+    CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column,
+};
 use crate::store::{Recorded, Result, StoreError, StoredEvent};
 
 impl PgStore {
@@ -119,85 +121,29 @@ impl PgStore {
 /// statement: serialization_failure, "try again".
 const SERIALIZATION_FAILURE: &str = "40001";
 
-/// An event of one of the batch's calls as stored, with the call's record beside it.
-#[derive(Debug, FromRow)]
-struct StoredRow {
-    #[sqlx(flatten)]
-    event: EventRow,
-    call_state: String,
-    call_status: Option<String>,
-    call_outcome: String,
-    call_reason_code: Option<String>,
-    call_reason: Option<String>,
-    call_sip_code: Option<i32>,
-    call_sip_reason: Option<String>,
-    call_duration_s: Option<i64>,
-    call_connected_at: Option<DateTime<Utc>>,
-    call_ended_at: Option<DateTime<Utc>>,
-    call_amd_mode: Option<String>,
-    call_amd_result: Option<String>,
-    call_occurred_at: DateTime<Utc>,
-    call_first_seen_at: DateTime<Utc>,
-    call_last_seen_at: DateTime<Utc>,
-    call_event_count: i64,
-    call_updated_at: DateTime<Utc>,
-}
-
-impl StoredRow {
-    fn call(&self) -> Result<Call> {
-        Call::try_from(CallRow {
-            conversation_id: self.event.conversation_id.clone(),
-            state: self.call_state.clone(),
-            status: self.call_status.clone(),
-            outcome: self.call_outcome.clone(),
-            reason_code: self.call_reason_code.clone(),
-            reason: self.call_reason.clone(),
-            sip_code: self.call_sip_code,
-            sip_reason: self.call_sip_reason.clone(),
-            duration_s: self.call_duration_s,
-            connected_at: self.call_connected_at,
-            ended_at: self.call_ended_at,
-            amd_mode: self.call_amd_mode.clone(),
-            amd_result: self.call_amd_result.clone(),
-            occurred_at: self.call_occurred_at,
-            first_seen_at: self.call_first_seen_at,
-            last_seen_at: self.call_last_seen_at,
-            event_count: self.call_event_count,
-        })
-    }
-}
-
 /// Every stored event of the calls, each with its call's record, read in one snapshot
-/// (both are written in one transaction, so they agree). Payloads and warnings are left
-/// out: the fold does not look at them.
-async fn read_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Result<Vec<StoredRow>> {
+/// (both are written in one transaction, so they agree). Payloads are left out: the fold
+/// does not look at them.
+async fn read_calls(
+    db: &mut PgConnection,
+    conversation_ids: &[&str],
+) -> Result<Vec<EventAndCallRow>> {
     if conversation_ids.is_empty() {
         return Ok(Vec::new());
     }
     // One primary-key probe per call and one index probe for its events: `lateral`
     // subqueries kept from being flattened (`offset 0`), planned without sequential scans
     // (the `writes` pool's sessions).
-    let rows = sqlx::query_as(
-        "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
-                e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
-                e.duration_s, e.connect_time, e.disconnect_time, '[]'::jsonb as warnings,
-                '{}'::jsonb as payload, e.received_at,
-                c.state as call_state, c.status as call_status, c.outcome as call_outcome,
-                c.reason_code as call_reason_code, c.reason as call_reason,
-                c.sip_code as call_sip_code, c.sip_reason as call_sip_reason,
-                c.duration_s as call_duration_s, c.connected_at as call_connected_at,
-                c.ended_at as call_ended_at, c.amd_mode as call_amd_mode,
-                c.amd_result as call_amd_result, c.occurred_at as call_occurred_at,
-                c.first_seen_at as call_first_seen_at, c.last_seen_at as call_last_seen_at,
-                c.event_count as call_event_count, c.updated_at as call_updated_at
+    let rows = sqlx::query_as(&format!(
+        "select {EVENT_AND_CALL_COLUMNS}, '{{}}'::jsonb as payload
          from unnest($1::text[]) as k (conversation_id)
          cross join lateral (
              select * from calls where calls.conversation_id = k.conversation_id offset 0
          ) as c
          cross join lateral (
              select * from events where events.conversation_id = k.conversation_id offset 0
-         ) as e",
-    )
+         ) as e"
+    ))
     .bind(conversation_ids)
     .fetch_all(db)
     .await?;
@@ -216,7 +162,7 @@ struct CallWrites {
 
 impl CallWrites {
     fn fold(
-        stored: Vec<StoredRow>,
+        stored: Vec<EventAndCallRow>,
         new_events: &[(&Notification, DateTime<Utc>)],
         to_refold: &[&str],
     ) -> Result<Self> {
@@ -233,8 +179,8 @@ impl CallWrites {
         for row in stored {
             if let Some(call) = by_call.get_mut(row.event.conversation_id.as_str()) {
                 if call.read.is_none() {
-                    call.read = Some((row.call_event_count, row.call_updated_at));
-                    call.old = Some(row.call()?);
+                    call.read = row.call_event_count.zip(row.call_updated_at);
+                    call.old = row.call().transpose()?;
                 }
                 call.events.push(StoredEvent::try_from(row.event)?.recorded);
             }

@@ -12,7 +12,9 @@ use crate::notification::Notification;
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::query::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
-use crate::store::rows::{CallRow, DeliveryOutcome, EventRow, sip_code_to_column};
+use crate::store::rows::{
+    CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column,
+};
 use crate::store::{Recorded, Result};
 
 /// Rows per multi-row statement: 18 columns × 500 rows stays well under SQLite's limit of
@@ -188,59 +190,15 @@ struct Read {
     next_delivery_id: Option<i64>,
 }
 
-/// An event of one of the batch's calls, with the call's record beside it (none for a
-/// call that is new) and one past the largest delivery id.
+/// A [`EventAndCallRow`], with one past the largest delivery id.
 #[derive(Debug, FromRow)]
-struct EventAndCallRow {
+struct ReadRow {
     #[sqlx(flatten)]
-    event: EventRow,
-    call_state: Option<String>,
-    call_status: Option<String>,
-    call_outcome: Option<String>,
-    call_reason_code: Option<String>,
-    call_reason: Option<String>,
-    call_sip_code: Option<i32>,
-    call_sip_reason: Option<String>,
-    call_duration_s: Option<i64>,
-    call_connected_at: Option<DateTime<Utc>>,
-    call_ended_at: Option<DateTime<Utc>>,
-    call_amd_mode: Option<String>,
-    call_amd_result: Option<String>,
-    call_occurred_at: Option<DateTime<Utc>>,
-    call_first_seen_at: Option<DateTime<Utc>>,
-    call_last_seen_at: Option<DateTime<Utc>>,
-    call_event_count: Option<i64>,
+    stored: EventAndCallRow,
     next_delivery_id: i64,
 }
 
-impl EventAndCallRow {
-    /// The call's record, if it has one.
-    fn call(&self) -> Option<Result<Call>> {
-        let row = CallRow {
-            conversation_id: self.event.conversation_id.clone(),
-            state: self.call_state.clone()?,
-            status: self.call_status.clone(),
-            outcome: self.call_outcome.clone()?,
-            reason_code: self.call_reason_code.clone(),
-            reason: self.call_reason.clone(),
-            sip_code: self.call_sip_code,
-            sip_reason: self.call_sip_reason.clone(),
-            duration_s: self.call_duration_s,
-            connected_at: self.call_connected_at,
-            ended_at: self.call_ended_at,
-            amd_mode: self.call_amd_mode.clone(),
-            amd_result: self.call_amd_result.clone(),
-            occurred_at: self.call_occurred_at?,
-            first_seen_at: self.call_first_seen_at?,
-            last_seen_at: self.call_last_seen_at?,
-            event_count: self.call_event_count?,
-        };
-        Some(Call::try_from(row))
-    }
-}
-
-/// Every stored event of the calls with their records, in one statement. Payloads are
-/// left out: the fold does not look at them.
+/// Every stored event of the calls with their records, in one statement.
 async fn read_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Result<Read> {
     if conversation_ids.is_empty() {
         return Ok(Read {
@@ -251,40 +209,29 @@ async fn read_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Res
     }
     // `cross join` keeps the short key list as the outer loop: each call is one range of
     // events_one_per_content and one primary-key look-up in `calls`.
-    let rows: Vec<EventAndCallRow> = sqlx::query_as(
-        "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
-                e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
-                e.duration_s, e.connect_time, e.disconnect_time, e.warnings, '{}' as payload,
-                e.received_at,
-                c.state as call_state, c.status as call_status, c.outcome as call_outcome,
-                c.reason_code as call_reason_code, c.reason as call_reason,
-                c.sip_code as call_sip_code, c.sip_reason as call_sip_reason,
-                c.duration_s as call_duration_s, c.connected_at as call_connected_at,
-                c.ended_at as call_ended_at, c.amd_mode as call_amd_mode,
-                c.amd_result as call_amd_result, c.occurred_at as call_occurred_at,
-                c.first_seen_at as call_first_seen_at, c.last_seen_at as call_last_seen_at,
-                c.event_count as call_event_count,
+    let rows: Vec<ReadRow> = sqlx::query_as(&format!(
+        "select {EVENT_AND_CALL_COLUMNS}, '{{}}' as payload,
                 (select coalesce(max(id), 0) + 1 from deliveries) as next_delivery_id
          from json_each(?1) as k
          cross join events as e on e.conversation_id = k.value
          left join calls as c on c.conversation_id = k.value
-         order by e.conversation_id, e.received_at, e.id",
-    )
+         order by e.conversation_id, e.received_at, e.id"
+    ))
     .bind(Json(conversation_ids))
     .fetch_all(&mut *db)
     .await?;
     let next_delivery_id = rows.first().map(|row| row.next_delivery_id);
     let mut old = Vec::new();
     let mut previous: Option<&str> = None;
-    for row in &rows {
-        let id = row.event.conversation_id.as_str();
+    for ReadRow { stored, .. } in &rows {
+        let id = stored.event.conversation_id.as_str();
         if previous != Some(id) {
-            old.extend(row.call().transpose()?);
+            old.extend(stored.call().transpose()?);
             previous = Some(id);
         }
     }
     Ok(Read {
-        events: rows.into_iter().map(|row| row.event).collect(),
+        events: rows.into_iter().map(|row| row.stored.event).collect(),
         old,
         next_delivery_id,
     })
