@@ -134,7 +134,15 @@ async fn read_calls(
     // One primary-key probe per call and one index probe for its events: `lateral`
     // subqueries kept from being flattened (`offset 0`), planned without sequential scans
     // (the `writes` pool's sessions).
-    let rows = sqlx::query_as(&format!(
+    let rows = sqlx::query_as(READ_CALLS.as_str())
+        .bind(conversation_ids)
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+static READ_CALLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "select {EVENT_AND_CALL_COLUMNS}, '{{}}'::jsonb as payload
          from unnest($1::text[]) as k (conversation_id)
          cross join lateral (
@@ -143,12 +151,8 @@ async fn read_calls(
          cross join lateral (
              select * from events where events.conversation_id = k.conversation_id offset 0
          ) as e"
-    ))
-    .bind(conversation_ids)
-    .fetch_all(db)
-    .await?;
-    Ok(rows)
-}
+    )
+});
 
 /// The records a batch writes: each call that gains an event folded again from its
 /// stored events and the new ones, with the record it replaces.

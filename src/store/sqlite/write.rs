@@ -2,6 +2,8 @@
 //! transaction (one fsync) on the writer's own connection, with multi-row inserts and one
 //! re-fold per call that gained an event. See [`super::super::batch`] for the bookkeeping.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
@@ -209,17 +211,10 @@ async fn read_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Res
     }
     // `cross join` keeps the short key list as the outer loop: each call is one range of
     // events_one_per_content and one primary-key look-up in `calls`.
-    let rows: Vec<ReadRow> = sqlx::query_as(&format!(
-        "select {EVENT_AND_CALL_COLUMNS}, '{{}}' as payload,
-                (select coalesce(max(id), 0) + 1 from deliveries) as next_delivery_id
-         from json_each(?1) as k
-         cross join events as e on e.conversation_id = k.value
-         left join calls as c on c.conversation_id = k.value
-         order by e.conversation_id, e.received_at, e.id"
-    ))
-    .bind(Json(conversation_ids))
-    .fetch_all(&mut *db)
-    .await?;
+    let rows: Vec<ReadRow> = sqlx::query_as(READ_CALLS.as_str())
+        .bind(Json(conversation_ids))
+        .fetch_all(&mut *db)
+        .await?;
     let next_delivery_id = rows.first().map(|row| row.next_delivery_id);
     let mut old = Vec::new();
     let mut previous: Option<&str> = None;
@@ -236,6 +231,17 @@ async fn read_calls(db: &mut SqliteConnection, conversation_ids: &[&str]) -> Res
         next_delivery_id,
     })
 }
+
+static READ_CALLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "select {EVENT_AND_CALL_COLUMNS}, '{{}}' as payload,
+                (select coalesce(max(id), 0) + 1 from deliveries) as next_delivery_id
+         from json_each(?1) as k
+         cross join events as e on e.conversation_id = k.value
+         left join calls as c on c.conversation_id = k.value
+         order by e.conversation_id, e.received_at, e.id"
+    )
+});
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
 /// from what the rows held before to what they hold now.
