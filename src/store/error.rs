@@ -26,6 +26,20 @@ pub enum StoreError {
     /// A stored value does not read back as a domain value.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// An error of the SQLite group-commit writer's connection.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite group-commit writer's thread could not be started.
+    #[error("could not start the SQLite writer thread")]
+    WriterThread(#[source] std::io::Error),
+    /// The SQLite group-commit writer's thread is gone.
+    #[error("the SQLite writer thread stopped")]
+    WriterStopped,
+    /// An in-memory SQLite database was configured.
+    #[error(
+        "database.url names an in-memory SQLite database; calltrail keeps what it answered 200 on disk, so it needs a file"
+    )]
+    InMemory,
 }
 
 impl StoreError {
@@ -37,6 +51,9 @@ impl StoreError {
             StoreError::Migrate(
                 MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _),
             ) => is_unavailable(err),
+            StoreError::Sqlite(err) => err
+                .sqlite_error_code()
+                .is_some_and(sqlite_error_code_is_unavailable),
             _ => false,
         }
     }
@@ -90,6 +107,20 @@ fn sqlite_code_is_unavailable(code: &str) -> bool {
     const SQLITE_LOCKED: i32 = 6;
     code.parse::<i32>()
         .is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// The writer's connection: busy or locked (as [`sqlite_code_is_unavailable`]), or the file
+/// cannot be opened, written (disk full) or read.
+fn sqlite_error_code_is_unavailable(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        code,
+        ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+    )
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use sqlx::sqlite::{
     SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Mutex;
 
 use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
-use super::{Delivery, DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
+use super::{
+    Delivery, DeliveryResult, NewDelivery, Pending, Recorded, Result, StoreError, StoredEvent,
+};
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
@@ -27,32 +27,23 @@ use super::query;
 mod dialouts;
 mod reads;
 mod write;
+mod writer;
+
+use writer::Writer;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another writer's transaction before giving up (as
 /// [`StoreError::Unavailable`]).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The page cache of the writer's connection, in KiB (as `PRAGMA cache_size` takes it,
-/// negative): the pages a batch touches — index leaves all over the file — stay cached
-/// between batches instead of being read again (SQLite's default is 2 MiB).
-const WRITER_CACHE: &str = "-32768";
-
-/// A pool of connections to one SQLite file.
+/// A pool of connections to one SQLite file, and the group-commit writer's thread.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Arc<Writer>,
-}
-
-/// The group-commit writer's own connection (see [`SqliteStore::with_writer`]).
-#[derive(Debug)]
-struct Writer {
-    options: SqliteConnectOptions,
-    connection: Mutex<Option<SqliteConnection>>,
 }
 
 impl SqliteStore {
@@ -68,10 +59,17 @@ impl SqliteStore {
             .foreign_keys(true)
             // Statement journals and sorts in memory, not in temporary files.
             .pragma("temp_store", "memory");
-        let writer = Arc::new(Writer {
-            options: options.clone().pragma("cache_size", WRITER_CACHE),
-            connection: Mutex::new(None),
-        });
+        let filename = options.get_filename().to_string_lossy();
+        if filename == ":memory:"
+            || filename.starts_with("file:sqlx-in-memory")
+            || url.contains("mode=memory")
+        {
+            // A 200 promises the delivery is on disk.
+            return Err(StoreError::InMemory);
+        }
+        let writer = Writer::start(options.get_filename().to_owned())
+            .map(Arc::new)
+            .map_err(StoreError::WriterThread)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -82,31 +80,14 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
-    /// Runs `batch` on the connection of the group-commit writer: always the same one, so
-    /// that its page cache stays valid from batch to batch (a pooled connection's cache is
-    /// thrown away whenever another connection has written since its last use, and every
-    /// page a batch needs is then read again). Connected on first use. `batch` opens and
-    /// commits its transaction itself (see `write::record_batch`); when it fails, or is
-    /// dropped half-way, the connection is closed with whatever it left open — closing
-    /// rolls back — and the next batch connects again.
-    async fn with_writer<T>(
-        &self,
-        batch: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
-    ) -> Result<T> {
-        let mut slot = self.writer.connection.lock().await;
-        let mut connection = match slot.take() {
-            Some(connection) => connection,
-            None => self.writer.options.connect().await?,
-        };
-        let result = batch(&mut connection).await;
-        match result {
-            Ok(_) => *slot = Some(connection),
-            // Closed before the next batch begins, so that its lock is gone by then.
-            Err(_) => {
-                let _ = connection.close().await;
-            }
+    /// Records a batch of deliveries in one transaction, on the writer's thread (see
+    /// [`writer`]); the answers are in batch order.
+    #[tracing::instrument(name = "sqlite.record_batch", skip_all, fields(size = pending.len()))]
+    pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
         }
-        result
+        self.writer.record_batch(pending).await
     }
 
     /// Applies the migrations in `migrations/sqlite/`.
@@ -232,9 +213,7 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        if let Some(connection) = self.writer.connection.lock().await.take() {
-            let _ = connection.close().await;
-        }
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -245,6 +224,21 @@ fn utc_text(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// Inserts an event unless the same content is stored for its call, returning its id (no
+/// row if it is stored). Both writers bind the same sixteen values.
+const INSERT_EVENT: &str = "insert into events (conversation_id, content_hash, status,
+        reason_code, reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
+        duration_s, connect_time, disconnect_time, warnings, payload, received_at)
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+    on conflict (conversation_id, content_hash) do nothing
+    returning id";
+
+/// Inserts a delivery, returning its id.
+const INSERT_DELIVERY: &str = "insert into deliveries (received_at, content_type, body, result,
+        error, errors, conversation_id, event_id)
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    returning id";
+
 /// Inserts the event unless the same content is stored for this call; `None` if it is.
 async fn insert_event(
     db: impl SqliteExecutor<'_>,
@@ -252,32 +246,25 @@ async fn insert_event(
     received_at: DateTime<Utc>,
 ) -> Result<Option<i64>> {
     let event = &notification.event;
-    let id = sqlx::query_scalar(
-        "insert into events (conversation_id, content_hash, status, reason_code, reason_code_raw,
-                             reason, sip_code, sip_reason, amd_mode, amd_result, duration_s,
-                             connect_time, disconnect_time, warnings, payload, received_at)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         on conflict (conversation_id, content_hash) do nothing
-         returning id",
-    )
-    .bind(&event.conversation_id)
-    .bind(&notification.content_hash)
-    .bind(&event.status)
-    .bind(&event.reason_code)
-    .bind(&event.reason_code_raw)
-    .bind(&event.reason)
-    .bind(sip_code_to_column(event.sip_code))
-    .bind(&event.sip_reason)
-    .bind(event.amd_mode.map(|mode| mode.as_str()))
-    .bind(event.amd_result.map(|result| result.as_str()))
-    .bind(event.duration_s)
-    .bind(event.connect_time.map(utc_text))
-    .bind(event.disconnect_time.map(utc_text))
-    .bind(Json(&event.warnings))
-    .bind(Json(&notification.payload))
-    .bind(utc_text(received_at))
-    .fetch_optional(db)
-    .await?;
+    let id = sqlx::query_scalar(INSERT_EVENT)
+        .bind(&event.conversation_id)
+        .bind(&notification.content_hash)
+        .bind(&event.status)
+        .bind(&event.reason_code)
+        .bind(&event.reason_code_raw)
+        .bind(&event.reason)
+        .bind(sip_code_to_column(event.sip_code))
+        .bind(&event.sip_reason)
+        .bind(event.amd_mode.map(|mode| mode.as_str()))
+        .bind(event.amd_result.map(|result| result.as_str()))
+        .bind(event.duration_s)
+        .bind(event.connect_time.map(utc_text))
+        .bind(event.disconnect_time.map(utc_text))
+        .bind(Json(&event.warnings))
+        .bind(Json(&notification.payload))
+        .bind(utc_text(received_at))
+        .fetch_optional(db)
+        .await?;
     Ok(id)
 }
 
@@ -302,22 +289,17 @@ async fn insert_delivery(
     delivery: &NewDelivery<'_>,
     outcome: &DeliveryOutcome<'_>,
 ) -> Result<i64> {
-    let id = sqlx::query_scalar(
-        "insert into deliveries (received_at, content_type, body, result, error, errors,
-                                 conversation_id, event_id)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         returning id",
-    )
-    .bind(utc_text(delivery.received_at))
-    .bind(delivery.content_type)
-    .bind(delivery.body)
-    .bind(outcome.result.as_str())
-    .bind(&outcome.error)
-    .bind(outcome.errors)
-    .bind(outcome.conversation_id)
-    .bind(outcome.event_id)
-    .fetch_one(db)
-    .await?;
+    let id = sqlx::query_scalar(INSERT_DELIVERY)
+        .bind(utc_text(delivery.received_at))
+        .bind(delivery.content_type)
+        .bind(delivery.body)
+        .bind(outcome.result.as_str())
+        .bind(&outcome.error)
+        .bind(outcome.errors)
+        .bind(outcome.conversation_id)
+        .bind(outcome.event_id)
+        .fetch_one(db)
+        .await?;
     Ok(id)
 }
 
@@ -372,6 +354,15 @@ async fn select_call(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn an_in_memory_database_is_refused_with_the_reason() {
+        for url in ["sqlite://:memory:", "sqlite://calltrail.db?mode=memory"] {
+            let err = SqliteStore::connect_lazy(url, 1).unwrap_err();
+            assert!(matches!(err, StoreError::InMemory), "{url}: {err:?}");
+            assert!(err.to_string().contains("needs a file"), "{err}");
+        }
+    }
 
     #[test]
     fn timestamps_are_fixed_width_utc_with_microseconds() {
