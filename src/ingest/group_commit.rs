@@ -13,11 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::{IngestError, Ingested};
 use crate::notification::{Notification, Rejection};
-use crate::store::{NewDelivery, Pending, Recorded, Store, StoreError};
+use crate::store::{Committed, NewDelivery, Pending, Recorded, Store, StoreError};
 
 /// How the writer batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,16 +130,22 @@ impl Queue {
     }
 }
 
-/// A writer's loop: take a batch, record it, answer it; until the queue closes.
+/// A writer's loop: take a batch, commit it, and answer it once the commit is on disk;
+/// until the queue closes. The next batch is taken as soon as the commit returns, so that
+/// on a store that syncs commits apart from making them (SQLite), one batch is written
+/// while the disk syncs the last.
 async fn run(store: Store, jobs: Jobs, settings: GroupCommitSettings) {
+    let mut answering = JoinSet::new();
     loop {
         let batch = take_batch(&mut *jobs.lock().await, settings).await;
         if batch.is_empty() {
             break;
         }
-        write(&store, batch).await;
+        answering.spawn(write(&store, batch).await.give());
+        while answering.try_join_next().is_some() {}
     }
-    tracing::debug!("group-commit writer stopped: queue closed and drained");
+    while answering.join_next().await.is_some() {}
+    tracing::debug!("group-commit writer stopped: queue closed, drained and answered");
 }
 
 /// Whatever is waiting, up to `batch_max`, after waiting for the first body and then at most
@@ -161,19 +167,20 @@ async fn take_batch(jobs: &mut mpsc::Receiver<Job>, settings: GroupCommitSetting
     batch
 }
 
-/// Records one batch and answers each of its jobs.
+/// A committed batch, to be answered once the commit is on disk.
+struct Answers {
+    batch: Vec<Job>,
+    /// The commit, or each body's own result when the batch was not committed as one.
+    committed: Result<Committed, Vec<Result<Recorded, IngestError>>>,
+}
+
+/// Commits one batch; returns what answers each of its jobs once the commit is on disk.
 #[tracing::instrument(name = "group_commit.write", skip_all, fields(size = batch.len()))]
-async fn write(store: &Store, batch: Vec<Job>) {
+async fn write(store: &Store, batch: Vec<Job>) -> Answers {
     let pending: Vec<Pending<'_>> = batch.iter().map(Job::pending).collect();
-    let results: Vec<Result<Recorded, IngestError>> = match store.record_batch(&pending).await {
-        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-        Err(err) if err.is_unavailable() || pending.len() == 1 => {
-            let err = Arc::new(err);
-            pending
-                .iter()
-                .map(|_| Err(IngestError::Store(err.clone())))
-                .collect()
-        }
+    let committed = match store.commit_batch(&pending).await {
+        Ok(committed) => Ok(committed),
+        Err(err) if err.is_unavailable() || pending.len() == 1 => Err(failed(pending.len(), err)),
         Err(err) => {
             // Not the database going away but something about the data: record the bodies
             // one by one, so that one bad body fails alone.
@@ -195,18 +202,40 @@ async fn write(store: &Store, batch: Vec<Job>) {
                     .map_err(|err| IngestError::Store(Arc::new(err)));
                 results.push(result);
             }
-            results
+            Err(results)
         }
     };
     drop(pending);
-    for (job, recorded) in batch.into_iter().zip(results) {
-        // A request whose client went away no longer listens; its rows are stored anyway.
-        let answer = recorded.map(|recorded| Ingested {
-            recorded,
-            parsed: job.parsed,
-        });
-        let _ = job.reply.send(answer);
+    Answers { batch, committed }
+}
+
+impl Answers {
+    /// Waits for the commit to be on disk and answers each job.
+    async fn give(self) {
+        let results = match self.committed {
+            Ok(committed) => match committed.durable().await {
+                Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                Err(err) => failed(self.batch.len(), err),
+            },
+            Err(results) => results,
+        };
+        for (job, recorded) in self.batch.into_iter().zip(results) {
+            // A request whose client went away no longer listens; its rows are stored anyway.
+            let answer = recorded.map(|recorded| Ingested {
+                recorded,
+                parsed: job.parsed,
+            });
+            let _ = job.reply.send(answer);
+        }
     }
+}
+
+/// The same error for each of `n` bodies.
+fn failed(n: usize, err: StoreError) -> Vec<Result<Recorded, IngestError>> {
+    let err = Arc::new(err);
+    (0..n)
+        .map(|_| Err(IngestError::Store(err.clone())))
+        .collect()
 }
 
 impl Job {

@@ -37,6 +37,45 @@ pub struct Pending<'a> {
     pub parsed: &'a Result<Notification, Rejection>,
 }
 
+/// A batch committed, with its answers in batch order, which may be given only once the
+/// commit is on disk ([`Committed::durable`]).
+#[derive(Debug)]
+pub struct Committed {
+    recorded: Vec<Recorded>,
+    /// Told by whoever syncs the commit (the SQLite writer's syncer); `None` when the
+    /// commit returned only once it was on disk.
+    on_disk: Option<tokio::sync::oneshot::Receiver<Result<()>>>,
+}
+
+impl Committed {
+    /// A commit that returned once it was on disk.
+    pub(super) fn on_disk(recorded: Vec<Recorded>) -> Self {
+        Self {
+            recorded,
+            on_disk: None,
+        }
+    }
+
+    /// A commit that `on_disk` tells about once it is on disk.
+    pub(super) fn syncing(
+        recorded: Vec<Recorded>,
+        on_disk: tokio::sync::oneshot::Receiver<Result<()>>,
+    ) -> Self {
+        Self {
+            recorded,
+            on_disk: Some(on_disk),
+        }
+    }
+
+    /// The answers, once the commit is on disk.
+    pub async fn durable(self) -> Result<Vec<Recorded>> {
+        if let Some(on_disk) = self.on_disk {
+            on_disk.await.map_err(|_| StoreError::WriterStopped)??;
+        }
+        Ok(self.recorded)
+    }
+}
+
 /// What a batch does, worked out before and between its statements.
 #[derive(Debug)]
 pub(super) struct Plan<'p, 'a> {

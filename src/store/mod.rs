@@ -23,7 +23,7 @@ use crate::stats::Aggregates;
 use dialouts::{DialoutCursor, DialoutFilter, DialoutFinish, Inserted, NewDialout};
 use query::{CallCursor, CallFilter, DeliveryCursor, DeliveryFilter, Page};
 
-pub use batch::Pending;
+pub use batch::{Committed, Pending};
 pub use error::StoreError;
 
 /// Result alias for store operations.
@@ -159,12 +159,20 @@ impl Store {
     /// Records a batch of deliveries as [`Store::record`] records one, all in one
     /// transaction (group commit), and answers for each in batch order. Copies of one
     /// notification within the batch are one event, the first copy accepted and the others
-    /// duplicates, as if they had been recorded one after the other. Returns only after the
-    /// commit; if it fails, none of the batch is stored.
+    /// duplicates, as if they had been recorded one after the other. Returns only once the
+    /// commit is on disk; if it fails, none of the batch is stored.
     pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+        self.commit_batch(pending).await?.durable().await
+    }
+
+    /// [`Store::record_batch`] in two steps: returns once the batch is committed, and
+    /// [`Committed::durable`] once the commit is on disk, when the answers may be given.
+    /// A group-commit writer takes its next batch in between: on SQLite, where one writer
+    /// thread records every batch, the disk then syncs one batch while the next is written.
+    pub async fn commit_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         match self {
-            Store::Sqlite(s) => s.record_batch(pending).await,
-            Store::Postgres(s) => s.record_batch(pending).await,
+            Store::Sqlite(s) => s.commit_batch(pending).await,
+            Store::Postgres(s) => s.record_batch(pending).await.map(Committed::on_disk),
         }
     }
 

@@ -17,7 +17,8 @@ use sqlx::types::Json;
 
 use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
 use super::{
-    Delivery, DeliveryResult, NewDelivery, Pending, Recorded, Result, StoreError, StoredEvent,
+    Committed, Delivery, DeliveryResult, NewDelivery, Pending, Recorded, Result, StoreError,
+    StoredEvent,
 };
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Notification, Rejection};
@@ -81,13 +82,14 @@ impl SqliteStore {
     }
 
     /// Records a batch of deliveries in one transaction, on the writer's thread (see
-    /// [`writer`]); the answers are in batch order.
-    #[tracing::instrument(name = "sqlite.record_batch", skip_all, fields(size = pending.len()))]
-    pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    /// [`writer`]); the answers are in batch order, to be given once
+    /// [`Committed::durable`] says the commit is on disk.
+    #[tracing::instrument(name = "sqlite.commit_batch", skip_all, fields(size = pending.len()))]
+    pub async fn commit_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         if pending.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Committed::on_disk(Vec::new()));
         }
-        self.writer.record_batch(pending).await
+        self.writer.commit_batch(pending).await
     }
 
     /// Applies the migrations in `migrations/sqlite/`.

@@ -10,10 +10,32 @@
 //!
 //! The connection's page cache stays valid from batch to batch (nothing else writes in
 //! between, as a rule), so the index pages a batch changes are rarely read again.
+//!
+//! A commit is not synced by the writer (`synchronous = normal`) but by a second thread,
+//! the syncer, which `fdatasync`s the write-ahead log once for every commit made before it
+//! began, and only then lets those batches be answered. The writer meanwhile records the
+//! next batch instead of waiting for the disk. Every frame a commit wrote precedes the
+//! sync that answers it, so a `200` still means the delivery is on disk, exactly as with
+//! `synchronous = full`, which syncs the same log at the same commit. SQLite itself
+//! still syncs what checkpoints copy into the database file, before the log is reused.
+//! Readers may see a batch a moment before it is answered; if the machine lost power in
+//! that moment, the batch would be gone, but it was never answered `200`.
+//!
+//! Nor does the writer copy the log into the database file as a rule (a checkpoint, which
+//! SQLite otherwise runs inside every thousandth page's commit): a third thread, the
+//! checkpointer, does that with a connection of its own while the writer goes on. The log
+//! can start over only once everything in it is copied, which the checkpointer, always a
+//! commit or two behind, never sees; so once the log holds [`RESTART_FRAMES`] pages the
+//! writer copies the little that is left itself, and its next transaction starts the log
+//! over.
 
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSqlError, Type, ValueRef};
@@ -31,15 +53,24 @@ use crate::notification::{Notification, Rejection};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::rollup::Deltas;
 use crate::store::rows::{EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column};
-use crate::store::{NewDelivery, Recorded, Result, StoreError};
+use crate::store::{Committed, NewDelivery, Recorded, Result, StoreError};
 
 /// The page cache of the writer's connection, in KiB (as `PRAGMA cache_size` takes it,
 /// negative): the pages a batch touches — index leaves all over the file — stay cached
 /// between batches instead of being read again (SQLite's default is 2 MiB).
 const WRITER_CACHE_KIB: i64 = -32_768;
 
+/// How many pages the log holds, as the checkpointer last saw it, before the writer
+/// checkpoints itself so that the log starts over (see the module's documentation):
+/// 64 MiB of 4 KiB pages.
+const RESTART_FRAMES: i64 = 16_384;
+
+/// How long the checkpointer rests after a checkpoint: pages that the next commits change
+/// again are then copied once, not after every commit.
+const CHECKPOINTER_PAUSE: Duration = Duration::from_millis(20);
+
 /// The handle of the writer thread: cheap to share; the thread ends when the last handle
-/// is dropped, closing its connection.
+/// is dropped, closing its connection, and the syncer after it.
 #[derive(Debug)]
 pub(super) struct Writer {
     requests: mpsc::Sender<Request>,
@@ -48,7 +79,7 @@ pub(super) struct Writer {
 enum Request {
     Batch {
         items: Vec<Item>,
-        reply: oneshot::Sender<Result<Vec<Recorded>>>,
+        reply: oneshot::Sender<Result<Committed>>,
     },
     /// Close the connection (it is opened again for the next batch).
     Close { reply: oneshot::Sender<()> },
@@ -85,17 +116,42 @@ impl Item {
 }
 
 impl Writer {
-    /// Starts the thread for the database file at `path`; it connects on its first batch.
-    pub fn start(path: PathBuf) -> std::io::Result<Self> {
+    /// Starts the writer, syncer and checkpointer threads for the database file at `path`;
+    /// the writer connects on its first batch.
+    pub fn start(path: PathBuf) -> io::Result<Self> {
+        Self::start_with(path, RESTART_FRAMES)
+    }
+
+    /// [`Writer::start`], with the log started over once it holds `restart_frames` pages.
+    fn start_with(path: PathBuf, restart_frames: i64) -> io::Result<Self> {
         let (requests, receiver) = mpsc::channel();
+        let (commits, committed) = mpsc::channel();
+        let (checkpoint, checkpoints) = mpsc::sync_channel(1);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        std::thread::Builder::new()
+            .name("sqlite-syncer".into())
+            .spawn(move || sync_commits(Path::new(&wal), committed))?;
+        let log_frames = Arc::new(AtomicI64::new(0));
+        let (checkpointer_path, seen) = (path.clone(), log_frames.clone());
+        std::thread::Builder::new()
+            .name("sqlite-checkpointer".into())
+            .spawn(move || checkpoint_log(&checkpointer_path, checkpoints, &seen))?;
+        let threads = Threads {
+            commits,
+            checkpoint,
+            log_frames,
+            restart_frames,
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&path, receiver))?;
+            .spawn(move || run(&path, receiver, threads))?;
         Ok(Self { requests })
     }
 
-    /// Records a batch in one transaction; the answers are in batch order.
-    pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    /// Records a batch in one transaction; the answers are in batch order, to be given once
+    /// [`Committed::durable`] says the commit is on disk.
+    pub async fn commit_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         let (reply, answer) = oneshot::channel();
         let items = pending.iter().map(Item::new).collect();
         self.requests
@@ -113,8 +169,24 @@ impl Writer {
     }
 }
 
-/// The thread: one request after the other, until every handle is dropped.
-fn run(path: &Path, requests: mpsc::Receiver<Request>) {
+/// A commit waiting for the syncer: it is told once the log is on disk.
+type Commit = oneshot::Sender<Result<()>>;
+
+/// What the writer tells the other threads after each commit.
+struct Threads {
+    /// The syncer: this commit is to be synced and answered.
+    commits: mpsc::Sender<Commit>,
+    /// The checkpointer: the log has grown (one message waits at most).
+    checkpoint: mpsc::SyncSender<()>,
+    /// The pages in the log at the checkpointer's last checkpoint.
+    log_frames: Arc<AtomicI64>,
+    /// [`RESTART_FRAMES`], but in tests.
+    restart_frames: i64,
+}
+
+/// The writer: one request after the other, until every handle is dropped. Each commit is
+/// handed to the syncer, which answers it once it is on disk.
+fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
     let mut connection: Option<Connection> = None;
     for request in requests {
         match request {
@@ -124,7 +196,22 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>) {
                         Some(db) => db,
                         None => connection.insert(connect(path)?),
                     };
-                    record_batch(db, &items)
+                    let recorded = record_batch(db, &items)?;
+                    let (synced, on_disk) = oneshot::channel();
+                    threads
+                        .commits
+                        .send(synced)
+                        .map_err(|_| StoreError::WriterStopped)?;
+                    let _ = threads.checkpoint.try_send(());
+                    if threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames {
+                        match checkpoint(db) {
+                            Ok(frames) => threads.log_frames.store(frames, Ordering::Relaxed),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "the SQLite writer's checkpoint failed");
+                            }
+                        }
+                    }
+                    Ok(Committed::syncing(recorded, on_disk))
                 }));
                 let result = result.unwrap_or_else(|panic| {
                     // Dropping the connection rolls back whatever the batch left open.
@@ -150,8 +237,64 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>) {
     }
 }
 
+/// The syncer: waits for a commit, takes every other one made meanwhile, syncs the log
+/// once for all of them and tells them; until the writer is gone.
+fn sync_commits(wal: &Path, committed: mpsc::Receiver<Commit>) {
+    while let Ok(first) = committed.recv() {
+        // Taken before the sync begins, so each of them committed before it.
+        let waiting: Vec<Commit> = std::iter::once(first).chain(committed.try_iter()).collect();
+        let synced = sync(wal);
+        if let Err(err) = &synced {
+            tracing::error!(error = %err, "syncing the SQLite write-ahead log failed");
+        }
+        for commit in waiting {
+            let result = match &synced {
+                Ok(()) => Ok(()),
+                Err(err) => Err(StoreError::Sync(io::Error::new(
+                    err.kind(),
+                    err.to_string(),
+                ))),
+            };
+            let _ = commit.send(result);
+        }
+    }
+}
+
+/// Puts the write-ahead log's data on disk. A log that is gone was checkpointed into the
+/// database file and removed by the last connection to close, which syncs the file first:
+/// nothing is left to sync.
+fn sync(wal: &Path) -> io::Result<()> {
+    match File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The checkpointer: after the writer's commits, copies the log into the database file,
+/// resting [`CHECKPOINTER_PAUSE`] between two checkpoints; until the writer is gone. Tells
+/// the writer how many pages the log holds.
+fn checkpoint_log(path: &Path, checkpoints: mpsc::Receiver<()>, log_frames: &AtomicI64) {
+    while let Ok(()) = checkpoints.recv() {
+        // A connection for each checkpoint: none is left open while the store is idle.
+        match connect(path).and_then(|db| checkpoint(&db)) {
+            Ok(frames) => log_frames.store(frames, Ordering::Relaxed),
+            Err(err) => tracing::warn!(error = %err, "the SQLite checkpointer's checkpoint failed"),
+        }
+        std::thread::sleep(CHECKPOINTER_PAUSE);
+    }
+}
+
+/// Copies what it can of the log into the database file without waiting for anyone
+/// (`passive`); SQLite syncs the log before and the file after. Returns the pages in the
+/// log.
+fn checkpoint(db: &Connection) -> Result<i64> {
+    let frames = db.query_row("pragma wal_checkpoint(passive)", [], |row| row.get(1))?;
+    Ok(frames)
+}
+
 /// Opens the writer's connection with the settings of the pool's (see
-/// [`super::SqliteStore::connect_lazy`]) and a larger page cache.
+/// [`super::SqliteStore::connect_lazy`]) but for syncing, and a larger page cache.
 fn connect(path: &Path) -> Result<Connection> {
     let db = Connection::open_with_flags(
         path,
@@ -166,8 +309,11 @@ fn connect(path: &Path) -> Result<Connection> {
             "the database file would not use a write-ahead log (journal mode {mode:?})"
         )));
     }
-    // A 200 promises the delivery is on disk: sync every commit, not only checkpoints.
-    db.pragma_update(None, "synchronous", "full")?;
+    // A 200 promises the delivery is on disk: the syncer syncs the log after every commit
+    // of this connection (see the module's documentation); checkpoints sync themselves.
+    db.pragma_update(None, "synchronous", "normal")?;
+    // Checkpoints are the checkpointer's, and every so often the writer's, not the commit's.
+    db.pragma_update(None, "wal_autocheckpoint", 0)?;
     db.pragma_update(None, "foreign_keys", true)?;
     db.pragma_update(None, "temp_store", "memory")?;
     db.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
@@ -476,6 +622,79 @@ fn params(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notification::{Format, NormalizeSettings};
+    use crate::store::sqlite::SqliteStore;
+
+    /// Every body of a round: distinct calls, answered and completed.
+    fn bodies(round: usize) -> Vec<String> {
+        (0..20)
+            .map(|i| {
+                let status = if i % 2 == 0 { "answered" } else { "completed" };
+                format!(
+                    r#"{{"conversationId":"call-{round}-{}","status":"{status}","reason":"{}"}}"#,
+                    i / 2,
+                    "x".repeat(400)
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_log_starts_over_once_it_has_grown_and_every_answered_body_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calltrail.db");
+        let store = SqliteStore::connect_lazy(&format!("sqlite://{}", path.display()), 2).unwrap();
+        store.migrate().await.unwrap();
+        let writer = Writer::start_with(path.clone(), 256).unwrap();
+        let wal = dir.path().join("calltrail.db-wal");
+        let (rounds, mut largest_log) = (300, 0);
+        for round in 0..rounds {
+            let bodies = bodies(round);
+            let parsed: Vec<_> = bodies
+                .iter()
+                .map(|body| Format::Kore.parse(body.as_bytes(), &NormalizeSettings::default()))
+                .collect();
+            let pending: Vec<_> = bodies
+                .iter()
+                .zip(&parsed)
+                .map(|(body, parsed)| Pending {
+                    delivery: NewDelivery {
+                        received_at: Utc::now(),
+                        content_type: None,
+                        body: body.as_bytes(),
+                    },
+                    parsed,
+                })
+                .collect();
+            let recorded = writer
+                .commit_batch(&pending)
+                .await
+                .unwrap()
+                .durable()
+                .await
+                .unwrap();
+            assert!(
+                recorded
+                    .iter()
+                    .all(|r| matches!(r, Recorded::Accepted { .. }))
+            );
+            largest_log = largest_log.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        writer.close().await;
+        let events: i64 = sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, rounds as i64 * 20);
+        let database = std::fs::metadata(&path).unwrap().len();
+        // Without starting over, the log would hold every page written: more than the whole
+        // database. Started over, it stays near the threshold's 1 MiB.
+        assert!(
+            largest_log < database / 2,
+            "log grew to {largest_log} bytes; database {database} bytes"
+        );
+        store.close().await;
+    }
 
     #[test]
     fn the_call_read_has_the_columns_in_the_order_it_is_read_by() {
