@@ -19,6 +19,9 @@ use super::{IngestError, Ingested};
 use crate::notification::{Notification, Rejection};
 use crate::store::{Committed, NewDelivery, Pending, Recorded, Store, StoreError};
 
+/// Committed batches a writer lets wait for the disk before it takes the next.
+const MAX_AWAITING_DISK: usize = 4;
+
 /// How the writer batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitSettings {
@@ -143,6 +146,10 @@ async fn run(store: Store, jobs: Jobs, settings: GroupCommitSettings) {
         }
         answering.spawn(write(&store, batch).await.give());
         while answering.try_join_next().is_some() {}
+        // A disk that does not keep up holds the writer back, and the queue fills.
+        while answering.len() >= MAX_AWAITING_DISK {
+            answering.join_next().await;
+        }
     }
     while answering.join_next().await.is_some() {}
     tracing::debug!("group-commit writer stopped: queue closed, drained and answered");

@@ -9,8 +9,7 @@
 //! 3. insert one delivery per body, accepted / duplicate / rejected ([`Plan::outcomes`]);
 //! 4. re-fold every call that gained an event ([`Plan::calls_to_refold`]).
 //!
-//! SQLite reads the calls' events and records before step 3 and then sends steps 3 and 4
-//! as one multi-statement query: each statement is a round trip to its connection's thread.
+//! SQLite's writer thread runs the steps in this order, one prepared statement per row.
 //!
 //! PostgreSQL's two-round-trip path reads the calls' stored events first instead
 //! ([`Plan::known`]), takes every other content as new ([`Plan::new_for_the_rest`], with

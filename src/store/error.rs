@@ -32,7 +32,9 @@ pub enum StoreError {
     /// The SQLite group-commit writer's thread could not be started.
     #[error("could not start the SQLite writer thread")]
     WriterThread(#[source] std::io::Error),
-    /// The SQLite write-ahead log could not be synced to disk after a commit.
+    /// The SQLite write-ahead log could not be synced to disk after a commit: the batch is
+    /// committed (and visible) but was not answered `200`; or an earlier sync failed and
+    /// nothing more is recorded until calltrail restarts.
     #[error("could not sync the database to disk")]
     Sync(#[source] std::io::Error),
     /// The SQLite group-commit writer's thread is gone.
@@ -57,7 +59,7 @@ impl StoreError {
             StoreError::Sqlite(err) => err
                 .sqlite_error_code()
                 .is_some_and(sqlite_error_code_is_unavailable),
-            StoreError::Sync(_) => true,
+            StoreError::Sync(_) | StoreError::WriterStopped => true,
             _ => false,
         }
     }

@@ -160,7 +160,8 @@ impl Store {
     /// transaction (group commit), and answers for each in batch order. Copies of one
     /// notification within the batch are one event, the first copy accepted and the others
     /// duplicates, as if they had been recorded one after the other. Returns only once the
-    /// commit is on disk; if it fails, none of the batch is stored.
+    /// commit is on disk; if the commit fails, none of the batch is stored (if only the sync
+    /// after it fails, [`StoreError::Sync`], it is stored but not known to be on disk).
     pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
         self.commit_batch(pending).await?.durable().await
     }

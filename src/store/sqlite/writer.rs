@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -127,11 +127,11 @@ impl Writer {
         let (requests, receiver) = mpsc::channel();
         let (commits, committed) = mpsc::channel();
         let (checkpoint, checkpoints) = mpsc::sync_channel(1);
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
+        let failed_sync = Arc::new(AtomicBool::new(false));
+        let syncer_failed = failed_sync.clone();
         std::thread::Builder::new()
             .name("sqlite-syncer".into())
-            .spawn(move || sync_commits(Path::new(&wal), committed))?;
+            .spawn(move || sync_commits(committed, &syncer_failed))?;
         let log_frames = Arc::new(AtomicI64::new(0));
         let (checkpointer_path, seen) = (path.clone(), log_frames.clone());
         std::thread::Builder::new()
@@ -142,6 +142,7 @@ impl Writer {
             checkpoint,
             log_frames,
             restart_frames,
+            failed_sync,
         };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -169,8 +170,12 @@ impl Writer {
     }
 }
 
-/// A commit waiting for the syncer: it is told once the log is on disk.
-type Commit = oneshot::Sender<Result<()>>;
+/// A commit waiting for the syncer: the log it was written to, and whom to tell once the
+/// log is on disk.
+struct Commit {
+    log: Arc<File>,
+    synced: oneshot::Sender<Result<()>>,
+}
 
 /// What the writer tells the other threads after each commit.
 struct Threads {
@@ -182,40 +187,70 @@ struct Threads {
     log_frames: Arc<AtomicI64>,
     /// [`RESTART_FRAMES`], but in tests.
     restart_frames: i64,
+    /// Set by the syncer when a sync failed: what the kernel could not write may be gone
+    /// although a later sync succeeds, so no batch is recorded until calltrail restarts.
+    failed_sync: Arc<AtomicBool>,
+}
+
+/// The writer's connection, and its log, opened once for the syncer after the first
+/// commit: one handle for as long as the connection lives, so that a write error the
+/// kernel reports is reported to it.
+struct Session {
+    db: Connection,
+    log: Option<Arc<File>>,
+}
+
+impl Session {
+    /// The log, by the name SQLite itself gave it (symbolic links resolved).
+    fn log(&mut self) -> Result<Arc<File>> {
+        if let Some(log) = &self.log {
+            return Ok(log.clone());
+        }
+        let path = format!("{}-wal", self.db.path().unwrap_or_default());
+        let log = Arc::new(File::open(path).map_err(StoreError::Sync)?);
+        Ok(self.log.insert(log).clone())
+    }
 }
 
 /// The writer: one request after the other, until every handle is dropped. Each commit is
 /// handed to the syncer, which answers it once it is on disk.
 fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
-    let mut connection: Option<Connection> = None;
+    let mut connection: Option<Session> = None;
     for request in requests {
         match request {
             Request::Batch { items, reply } => {
+                let mut broken = false;
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let db = match connection.as_mut() {
-                        Some(db) => db,
-                        None => connection.insert(connect(path)?),
+                    if threads.failed_sync.load(Ordering::Relaxed) {
+                        return Err(StoreError::Sync(io::Error::other(
+                            "an earlier sync of the write-ahead log failed; restart calltrail",
+                        )));
+                    }
+                    let session = match connection.as_mut() {
+                        Some(session) => session,
+                        None => connection.insert(Session {
+                            db: connect(path)?,
+                            log: None,
+                        }),
                     };
-                    let recorded = record_batch(db, &items)?;
+                    let recorded = match record_batch(&mut session.db, &items) {
+                        Ok(recorded) => recorded,
+                        Err(err) => {
+                            // A rollback that failed leaves the transaction open.
+                            broken = !session.db.is_autocommit();
+                            return Err(err);
+                        }
+                    };
                     let (synced, on_disk) = oneshot::channel();
+                    let log = session.log()?;
                     threads
                         .commits
-                        .send(synced)
+                        .send(Commit { log, synced })
                         .map_err(|_| StoreError::WriterStopped)?;
-                    let _ = threads.checkpoint.try_send(());
-                    if threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames {
-                        match checkpoint(db) {
-                            Ok(frames) => threads.log_frames.store(frames, Ordering::Relaxed),
-                            Err(err) => {
-                                tracing::warn!(error = %err, "the SQLite writer's checkpoint failed");
-                            }
-                        }
-                    }
                     Ok(Committed::syncing(recorded, on_disk))
                 }));
                 let result = result.unwrap_or_else(|panic| {
-                    // Dropping the connection rolls back whatever the batch left open.
-                    connection = None;
+                    broken = true;
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
@@ -223,13 +258,39 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
                         .unwrap_or_default();
                     Err(StoreError::Corrupt(format!("the batch panicked: {what}")))
                 });
+                let committed = result.is_ok();
                 let _ = reply.send(result);
+                if broken {
+                    // Dropping the connection rolls back whatever the batch left open.
+                    connection = None;
+                } else if committed {
+                    let _ = threads.checkpoint.try_send(());
+                    if let Some(session) = connection.as_ref()
+                        && threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames
+                    {
+                        match checkpoint(&session.db) {
+                            Ok(Some(frames)) => threads.log_frames.store(frames, Ordering::Relaxed),
+                            Ok(None) => {}
+                            Err(err) => {
+                                tracing::warn!(error = %err, "the SQLite writer's checkpoint failed");
+                            }
+                        }
+                    }
+                }
             }
             Request::Close { reply } => {
-                if let Some(db) = connection.take()
-                    && let Err((_, err)) = db.close()
-                {
-                    tracing::warn!(error = %err, "closing the SQLite writer's connection failed");
+                if let Some(mut session) = connection.take() {
+                    // The commits handed over are synced before the connection closes
+                    // (closing the last one removes the log).
+                    if let Some(log) = session.log.take() {
+                        let (synced, on_disk) = oneshot::channel();
+                        if threads.commits.send(Commit { log, synced }).is_ok() {
+                            let _ = on_disk.blocking_recv();
+                        }
+                    }
+                    if let Err((_, err)) = session.db.close() {
+                        tracing::warn!(error = %err, "closing the SQLite writer's connection failed");
+                    }
                 }
                 let _ = reply.send(());
             }
@@ -237,15 +298,23 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
     }
 }
 
-/// The syncer: waits for a commit, takes every other one made meanwhile, syncs the log
-/// once for all of them and tells them; until the writer is gone.
-fn sync_commits(wal: &Path, committed: mpsc::Receiver<Commit>) {
+/// The syncer: waits for a commit, takes every other one made meanwhile, syncs their log
+/// once for all of them and tells them; until the writer is gone. After a failed sync,
+/// the writer records nothing more (see [`Threads::failed_sync`]).
+fn sync_commits(committed: mpsc::Receiver<Commit>, failed_sync: &AtomicBool) {
     while let Ok(first) = committed.recv() {
         // Taken before the sync begins, so each of them committed before it.
         let waiting: Vec<Commit> = std::iter::once(first).chain(committed.try_iter()).collect();
-        let synced = sync(wal);
+        let mut logs: Vec<&Arc<File>> = Vec::new();
+        for commit in &waiting {
+            if !logs.iter().any(|log| Arc::ptr_eq(log, &commit.log)) {
+                logs.push(&commit.log);
+            }
+        }
+        let synced = logs.iter().try_for_each(|log| log.sync_data());
         if let Err(err) = &synced {
-            tracing::error!(error = %err, "syncing the SQLite write-ahead log failed");
+            failed_sync.store(true, Ordering::Relaxed);
+            tracing::error!(error = %err, "syncing the SQLite write-ahead log failed; no more notifications are recorded until calltrail restarts");
         }
         for commit in waiting {
             let result = match &synced {
@@ -255,19 +324,8 @@ fn sync_commits(wal: &Path, committed: mpsc::Receiver<Commit>) {
                     err.to_string(),
                 ))),
             };
-            let _ = commit.send(result);
+            let _ = commit.synced.send(result);
         }
-    }
-}
-
-/// Puts the write-ahead log's data on disk. A log that is gone was checkpointed into the
-/// database file and removed by the last connection to close, which syncs the file first:
-/// nothing is left to sync.
-fn sync(wal: &Path) -> io::Result<()> {
-    match File::open(wal) {
-        Ok(file) => file.sync_data(),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err),
     }
 }
 
@@ -278,7 +336,8 @@ fn checkpoint_log(path: &Path, checkpoints: mpsc::Receiver<()>, log_frames: &Ato
     while let Ok(()) = checkpoints.recv() {
         // A connection for each checkpoint: none is left open while the store is idle.
         match connect(path).and_then(|db| checkpoint(&db)) {
-            Ok(frames) => log_frames.store(frames, Ordering::Relaxed),
+            Ok(Some(frames)) => log_frames.store(frames, Ordering::Relaxed),
+            Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "the SQLite checkpointer's checkpoint failed"),
         }
         std::thread::sleep(CHECKPOINTER_PAUSE);
@@ -287,10 +346,12 @@ fn checkpoint_log(path: &Path, checkpoints: mpsc::Receiver<()>, log_frames: &Ato
 
 /// Copies what it can of the log into the database file without waiting for anyone
 /// (`passive`); SQLite syncs the log before and the file after. Returns the pages in the
-/// log.
-fn checkpoint(db: &Connection) -> Result<i64> {
-    let frames = db.query_row("pragma wal_checkpoint(passive)", [], |row| row.get(1))?;
-    Ok(frames)
+/// log, unless another checkpoint was running.
+fn checkpoint(db: &Connection) -> Result<Option<i64>> {
+    let (busy, frames): (i64, i64) = db.query_row("pragma wal_checkpoint(passive)", [], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
+    Ok((busy == 0 && frames >= 0).then_some(frames))
 }
 
 /// Opens the writer's connection with the settings of the pool's (see
