@@ -45,6 +45,11 @@ pub enum StoreError {
         "database.url names an in-memory SQLite database; calltrail keeps what it answered 200 on disk, so it needs a file"
     )]
     InMemory,
+    /// A read-only SQLite database was configured.
+    #[error(
+        "database.url opens the SQLite file read-only (mode=ro or immutable); calltrail records every notification there, so it must be writable"
+    )]
+    ReadOnly,
 }
 
 impl StoreError {

@@ -60,15 +60,8 @@ impl SqliteStore {
             .foreign_keys(true)
             // Statement journals and sorts in memory, not in temporary files.
             .pragma("temp_store", "memory");
-        let filename = options.get_filename().to_string_lossy();
-        if filename == ":memory:"
-            || filename.starts_with("file:sqlx-in-memory")
-            || url.contains("mode=memory")
-        {
-            // A 200 promises the delivery is on disk.
-            return Err(StoreError::InMemory);
-        }
-        let writer = Writer::start(options.get_filename().to_owned())
+        let vfs = writable_file(url, &options)?;
+        let writer = Writer::start(options.get_filename().to_owned(), vfs)
             .map(Arc::new)
             .map_err(StoreError::WriterThread)?;
         let pool = SqlitePoolOptions::new()
@@ -220,6 +213,36 @@ impl SqliteStore {
     }
 }
 
+/// Checks that `url`, parsed as `options`, names a file calltrail can write, and returns
+/// the VFS it names, which the writer's connection opens the file with too. The settings
+/// are read from the URL's query as the driver reads them (form-encoded pairs).
+fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<String>> {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let setting = |key: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.into_owned())
+    };
+    let filename = options.get_filename().to_string_lossy();
+    let vfs = setting("vfs");
+    // A 200 promises the delivery is on disk.
+    if filename.is_empty()
+        || filename == ":memory:"
+        || filename.starts_with("file:sqlx-in-memory")
+        || setting("mode").as_deref() == Some("memory")
+        || vfs.as_deref() == Some("memdb")
+    {
+        return Err(StoreError::InMemory);
+    }
+    let immutable = setting("immutable");
+    if setting("mode").as_deref() == Some("ro")
+        || matches!(immutable.as_deref(), Some("true" | "1"))
+    {
+        return Err(StoreError::ReadOnly);
+    }
+    Ok(vfs)
+}
+
 /// The one way a timestamp is written to SQLite: UTC, microseconds, fixed width
 /// (`2023-05-08T11:32:49.000000Z`), so that comparing the text compares the instants.
 fn utc_text(at: DateTime<Utc>) -> String {
@@ -359,10 +382,37 @@ mod tests {
 
     #[test]
     fn an_in_memory_database_is_refused_with_the_reason() {
-        for url in ["sqlite://:memory:", "sqlite://calltrail.db?mode=memory"] {
+        for url in [
+            "sqlite://:memory:",
+            "sqlite::memory:",
+            "sqlite://calltrail.db?mode=memory",
+            "sqlite://calltrail.db?vfs=memdb",
+            "sqlite://",
+        ] {
             let err = SqliteStore::connect_lazy(url, 1).unwrap_err();
             assert!(matches!(err, StoreError::InMemory), "{url}: {err:?}");
             assert!(err.to_string().contains("needs a file"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_is_refused_with_the_reason() {
+        for url in [
+            "sqlite://calltrail.db?mode=ro",
+            "sqlite://calltrail.db?immutable=true",
+            "sqlite://calltrail.db?immutable=1",
+        ] {
+            let err = SqliteStore::connect_lazy(url, 1).unwrap_err();
+            assert!(matches!(err, StoreError::ReadOnly), "{url}: {err:?}");
+            assert!(err.to_string().contains("read-only"), "{err}");
+        }
+        for url in [
+            "sqlite://calltrail.db",
+            "sqlite://calltrail.db?mode=rwc",
+            "sqlite://calltrail.db?immutable=false",
+            "sqlite://calltrail.db?vfs=unix-dotfile",
+        ] {
+            assert!(SqliteStore::connect_lazy(url, 1).is_ok(), "{url}");
         }
     }
 

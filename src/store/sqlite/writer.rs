@@ -23,19 +23,21 @@
 //!
 //! Nor does the writer copy the log into the database file as a rule (a checkpoint, which
 //! SQLite otherwise runs inside every thousandth page's commit): a third thread, the
-//! checkpointer, does that with a connection of its own while the writer goes on. The log
-//! can start over only once everything in it is copied, which the checkpointer, always a
-//! commit or two behind, never sees; so once the log holds [`RESTART_FRAMES`] pages the
-//! writer copies the little that is left itself, and its next transaction starts the log
-//! over.
+//! checkpointer, does that with a connection of its own while the writer goes on, one
+//! checkpoint after the other for as long as commits come. Small, back-to-back
+//! checkpoints keep the log short and each sync of the database file brief: rarer, larger
+//! ones made the syncs of the log wait behind the database file's (see the README). Once
+//! the checkpointer has copied all of the log, the writer's next transaction starts it
+//! over. Under a load that never leaves the checkpointer a moment to catch up, the log
+//! would only grow; so once it holds [`RESTART_FRAMES`] pages the writer copies the little
+//! that is left itself, and its next transaction starts the log over.
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSqlError, Type, ValueRef};
@@ -65,10 +67,6 @@ const WRITER_CACHE_KIB: i64 = -32_768;
 /// 64 MiB of 4 KiB pages.
 const RESTART_FRAMES: i64 = 16_384;
 
-/// How long the checkpointer rests after a checkpoint: pages that the next commits change
-/// again are then copied once, not after every commit.
-const CHECKPOINTER_PAUSE: Duration = Duration::from_millis(20);
-
 /// The handle of the writer thread: cheap to share; the thread ends when the last handle
 /// is dropped, closing its connection, and the syncer after it.
 #[derive(Debug)]
@@ -83,6 +81,22 @@ enum Request {
     },
     /// Close the connection (it is opened again for the next batch).
     Close { reply: oneshot::Sender<()> },
+}
+
+/// The database file as the writer's and the checkpointer's connections open it: the path
+/// and VFS of the pool's (see [`super::SqliteStore::connect_lazy`]).
+#[derive(Debug, Clone)]
+struct Database {
+    path: PathBuf,
+    vfs: Option<String>,
+}
+
+/// What the writer tells the checkpointer.
+enum Checkpointer {
+    /// The log has grown: copy it into the database file.
+    Checkpoint,
+    /// Close the connection (it is opened again for the next checkpoint), then say so.
+    Close(mpsc::Sender<()>),
 }
 
 /// A body as the thread records it: an owned copy of a [`Pending`].
@@ -118,35 +132,36 @@ impl Item {
 impl Writer {
     /// Starts the writer, syncer and checkpointer threads for the database file at `path`;
     /// the writer connects on its first batch.
-    pub fn start(path: PathBuf) -> io::Result<Self> {
-        Self::start_with(path, RESTART_FRAMES)
+    /// `vfs` is the SQLite VFS of the database URL, if it names one.
+    pub fn start(path: PathBuf, vfs: Option<String>) -> io::Result<Self> {
+        Self::start_with(Database { path, vfs }, RESTART_FRAMES)
     }
 
     /// [`Writer::start`], with the log started over once it holds `restart_frames` pages.
-    fn start_with(path: PathBuf, restart_frames: i64) -> io::Result<Self> {
+    fn start_with(database: Database, restart_frames: i64) -> io::Result<Self> {
         let (requests, receiver) = mpsc::channel();
         let (commits, committed) = mpsc::channel();
-        let (checkpoint, checkpoints) = mpsc::sync_channel(1);
+        let (checkpointer, checkpoints) = mpsc::sync_channel(1);
         let failed_sync = Arc::new(AtomicBool::new(false));
         let syncer_failed = failed_sync.clone();
         std::thread::Builder::new()
             .name("sqlite-syncer".into())
             .spawn(move || sync_commits(committed, &syncer_failed))?;
         let log_frames = Arc::new(AtomicI64::new(0));
-        let (checkpointer_path, seen) = (path.clone(), log_frames.clone());
+        let (checkpointer_database, seen) = (database.clone(), log_frames.clone());
         std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
-            .spawn(move || checkpoint_log(&checkpointer_path, checkpoints, &seen))?;
+            .spawn(move || checkpoint_log(&checkpointer_database, checkpoints, &seen))?;
         let threads = Threads {
             commits,
-            checkpoint,
+            checkpointer,
             log_frames,
             restart_frames,
             failed_sync,
         };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&path, receiver, threads))?;
+            .spawn(move || run(&database, receiver, threads))?;
         Ok(Self { requests })
     }
 
@@ -181,8 +196,8 @@ struct Commit {
 struct Threads {
     /// The syncer: this commit is to be synced and answered.
     commits: mpsc::Sender<Commit>,
-    /// The checkpointer: the log has grown (one message waits at most).
-    checkpoint: mpsc::SyncSender<()>,
+    /// The checkpointer (one message waits at most).
+    checkpointer: mpsc::SyncSender<Checkpointer>,
     /// The pages in the log at the checkpointer's last checkpoint.
     log_frames: Arc<AtomicI64>,
     /// [`RESTART_FRAMES`], but in tests.
@@ -214,7 +229,7 @@ impl Session {
 
 /// The writer: one request after the other, until every handle is dropped. Each commit is
 /// handed to the syncer, which answers it once it is on disk.
-fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
+fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads) {
     let mut connection: Option<Session> = None;
     for request in requests {
         match request {
@@ -229,7 +244,7 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
                     let session = match connection.as_mut() {
                         Some(session) => session,
                         None => connection.insert(Session {
-                            db: connect(path)?,
+                            db: connect(database)?,
                             log: None,
                         }),
                     };
@@ -264,7 +279,7 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
                     // Dropping the connection rolls back whatever the batch left open.
                     connection = None;
                 } else if committed {
-                    let _ = threads.checkpoint.try_send(());
+                    let _ = threads.checkpointer.try_send(Checkpointer::Checkpoint);
                     if let Some(session) = connection.as_ref()
                         && threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames
                     {
@@ -279,6 +294,16 @@ fn run(path: &Path, requests: mpsc::Receiver<Request>, threads: Threads) {
                 }
             }
             Request::Close { reply } => {
+                // The checkpointer's connection first: the writer's, closed last, copies
+                // what is left of the log and removes it.
+                let (closed, checkpointer_closed) = mpsc::channel();
+                if threads
+                    .checkpointer
+                    .send(Checkpointer::Close(closed))
+                    .is_ok()
+                {
+                    let _ = checkpointer_closed.recv();
+                }
                 if let Some(mut session) = connection.take() {
                     // The commits handed over are synced before the connection closes
                     // (closing the last one removes the log).
@@ -329,18 +354,45 @@ fn sync_commits(committed: mpsc::Receiver<Commit>, failed_sync: &AtomicBool) {
     }
 }
 
-/// The checkpointer: after the writer's commits, copies the log into the database file,
-/// resting [`CHECKPOINTER_PAUSE`] between two checkpoints; until the writer is gone. Tells
-/// the writer how many pages the log holds.
-fn checkpoint_log(path: &Path, checkpoints: mpsc::Receiver<()>, log_frames: &AtomicI64) {
-    while let Ok(()) = checkpoints.recv() {
-        // A connection for each checkpoint: none is left open while the store is idle.
-        match connect(path).and_then(|db| checkpoint(&db)) {
-            Ok(Some(frames)) => log_frames.store(frames, Ordering::Relaxed),
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "the SQLite checkpointer's checkpoint failed"),
+/// The checkpointer: copies the log into the database file after the writer's commits,
+/// with a connection it keeps until the writer closes its own; until the writer is gone.
+/// Tells the writer how many pages the log holds. A checkpoint that fails loses nothing
+/// (the log holds every commit, synced) and is tried again after the next commit, on a
+/// new connection.
+fn checkpoint_log(
+    database: &Database,
+    messages: mpsc::Receiver<Checkpointer>,
+    log_frames: &AtomicI64,
+) {
+    let mut connection: Option<Connection> = None;
+    for message in messages {
+        match message {
+            Checkpointer::Checkpoint => {
+                let db = match connection.take() {
+                    Some(db) => Ok(db),
+                    None => connect(database),
+                };
+                match db.and_then(|db| checkpoint(&db).map(|frames| (db, frames))) {
+                    Ok((db, frames)) => {
+                        connection = Some(db);
+                        if let Some(frames) = frames {
+                            log_frames.store(frames, Ordering::Relaxed);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the SQLite checkpointer's checkpoint failed");
+                    }
+                }
+            }
+            Checkpointer::Close(closed) => {
+                if let Some(db) = connection.take()
+                    && let Err((_, err)) = db.close()
+                {
+                    tracing::warn!(error = %err, "closing the SQLite checkpointer's connection failed");
+                }
+                let _ = closed.send(());
+            }
         }
-        std::thread::sleep(CHECKPOINTER_PAUSE);
     }
 }
 
@@ -356,13 +408,14 @@ fn checkpoint(db: &Connection) -> Result<Option<i64>> {
 
 /// Opens the writer's connection with the settings of the pool's (see
 /// [`super::SqliteStore::connect_lazy`]) but for syncing, and a larger page cache.
-fn connect(path: &Path) -> Result<Connection> {
-    let db = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+fn connect(database: &Database) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = match &database.vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(&database.path, flags, vfs.as_str())?,
+        None => Connection::open_with_flags(&database.path, flags)?,
+    };
     db.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = db.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -700,40 +753,115 @@ mod tests {
             .collect()
     }
 
+    /// Records `bodies` as one batch and waits until it is on disk.
+    async fn commit(writer: &Writer, bodies: &[String]) -> Result<Vec<Recorded>> {
+        let parsed: Vec<_> = bodies
+            .iter()
+            .map(|body| Format::Kore.parse(body.as_bytes(), &NormalizeSettings::default()))
+            .collect();
+        let pending: Vec<_> = bodies
+            .iter()
+            .zip(&parsed)
+            .map(|(body, parsed)| Pending {
+                delivery: NewDelivery {
+                    received_at: Utc::now(),
+                    content_type: None,
+                    body: body.as_bytes(),
+                },
+                parsed,
+            })
+            .collect();
+        writer.commit_batch(&pending).await?.durable().await
+    }
+
+    async fn count_events(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_database_reached_through_a_symbolic_link_is_recorded_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data").join("calltrail.db");
+        std::fs::create_dir(file.parent().unwrap()).unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let store = SqliteStore::connect_lazy(&format!("sqlite://{}", link.display()), 2).unwrap();
+        store.migrate().await.unwrap();
+
+        let recorded = commit(&store.writer, &bodies(0)).await.unwrap();
+
+        assert_eq!(recorded.len(), 20);
+        assert!(matches!(recorded[0], Recorded::Accepted { .. }));
+        assert_eq!(count_events(&store).await, 20);
+        // SQLite keeps the log beside the file the link names, and that is the one synced.
+        assert!(dir.path().join("data").join("calltrail.db-wal").exists());
+        assert!(!dir.path().join("link.db-wal").exists());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn closing_the_store_leaves_every_commit_in_the_database_file_and_no_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calltrail.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::connect_lazy(&url, 2).unwrap();
+        store.migrate().await.unwrap();
+        for round in 0..5 {
+            commit(&store.writer, &bodies(round)).await.unwrap();
+        }
+
+        store.close().await;
+
+        // The last connection to close (the writer's, after the checkpointer's) copies the
+        // log into the file and removes it.
+        assert!(!dir.path().join("calltrail.db-wal").exists());
+        let reopened = SqliteStore::connect_lazy(&url, 1).unwrap();
+        assert_eq!(count_events(&reopened).await, 100);
+        reopened.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_writer_opens_the_file_with_the_vfs_of_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calltrail.db");
+        let store = SqliteStore::connect_lazy(&format!("sqlite://{}", path.display()), 1).unwrap();
+        store.migrate().await.unwrap();
+        store.close().await;
+        let writer = |vfs: &str| {
+            let database = Database {
+                path: path.clone(),
+                vfs: Some(vfs.to_owned()),
+            };
+            Writer::start_with(database, RESTART_FRAMES).unwrap()
+        };
+
+        let unknown = commit(&writer("no-such-vfs"), &bodies(0)).await;
+        let unix = commit(&writer("unix"), &bodies(1)).await;
+
+        let err = unknown.unwrap_err();
+        assert!(err.to_string().contains("database error"), "{err}");
+        assert!(format!("{err:?}").contains("no such vfs"), "{err:?}");
+        assert_eq!(unix.unwrap().len(), 20);
+    }
+
     #[tokio::test]
     async fn the_log_starts_over_once_it_has_grown_and_every_answered_body_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("calltrail.db");
         let store = SqliteStore::connect_lazy(&format!("sqlite://{}", path.display()), 2).unwrap();
         store.migrate().await.unwrap();
-        let writer = Writer::start_with(path.clone(), 256).unwrap();
+        let database = Database {
+            path: path.clone(),
+            vfs: None,
+        };
+        let writer = Writer::start_with(database, 256).unwrap();
         let wal = dir.path().join("calltrail.db-wal");
         let (rounds, mut largest_log) = (300, 0);
         for round in 0..rounds {
-            let bodies = bodies(round);
-            let parsed: Vec<_> = bodies
-                .iter()
-                .map(|body| Format::Kore.parse(body.as_bytes(), &NormalizeSettings::default()))
-                .collect();
-            let pending: Vec<_> = bodies
-                .iter()
-                .zip(&parsed)
-                .map(|(body, parsed)| Pending {
-                    delivery: NewDelivery {
-                        received_at: Utc::now(),
-                        content_type: None,
-                        body: body.as_bytes(),
-                    },
-                    parsed,
-                })
-                .collect();
-            let recorded = writer
-                .commit_batch(&pending)
-                .await
-                .unwrap()
-                .durable()
-                .await
-                .unwrap();
+            let recorded = commit(&writer, &bodies(round)).await.unwrap();
             assert!(
                 recorded
                     .iter()
@@ -742,11 +870,7 @@ mod tests {
             largest_log = largest_log.max(std::fs::metadata(&wal).unwrap().len());
         }
         writer.close().await;
-        let events: i64 = sqlx::query_scalar("select count(*) from events")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(events, rounds as i64 * 20);
+        assert_eq!(count_events(&store).await, rounds as i64 * 20);
         let database = std::fs::metadata(&path).unwrap().len();
         // Without starting over, the log would hold every page written: more than the whole
         // database. Started over, it stays near the threshold's 1 MiB.
