@@ -4,12 +4,14 @@
 # Builds calltrail in release mode, then for each store (PostgreSQL on a fresh database of
 # DATABASE_URL's server, and SQLite in a temporary file):
 #   - POST /notify with distinct realistic notifications at 64 connections for 20 s,
-#   - POST /notify at a fixed 2,000 requests/s for 10 s (p99 counted from the schedule),
+#   - POST /notify at a fixed 2,000 requests/s for 10 s right after (p99 counted from the
+#     schedule), while the machine still writes out what the burst left in the page cache,
+#   - `sync`, a rest of 2 s (--settle), and the fixed rate again for 10 s: the steady state,
 #   - GET /healthz at 64 connections for 20 s: the same binary's HTTP ceiling,
 # and prints requests/s, p50/p99/max latency, errors, idle and peak RSS of calltrail, the
 # notify/healthz ratio, and checks that events + duplicate deliveries = answers 200.
 #
-# Usage: bench/ingest.sh [--stores postgres,sqlite] [--connections 64] [--duration 20]
+# Usage: bench/ingest.sh [--stores postgres,sqlite] [--connections 64] [--duration 20] [--settle 2]
 #                        [--rate 2000] [--rate-duration 10] [--log-level info]
 # Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the
 # PostgreSQL server; CALLTRAIL__* variables (e.g. CALLTRAIL__NOTIFY__BATCH_MAX=64) are passed
