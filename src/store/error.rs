@@ -50,6 +50,9 @@ pub enum StoreError {
         "database.url opens the SQLite file read-only (mode=ro or immutable); calltrail records every notification there, so it must be writable"
     )]
     ReadOnly,
+    /// A SQLite URL that the pool's connections and the writer's could read differently.
+    #[error("database.url is ambiguous for SQLite: {0}")]
+    AmbiguousUrl(String),
 }
 
 impl StoreError {

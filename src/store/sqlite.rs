@@ -215,14 +215,19 @@ impl SqliteStore {
 
 /// Checks that `url`, parsed as `options`, names a file calltrail can write, and returns
 /// the VFS it names, which the writer's connection opens the file with too. The settings
-/// are read from the URL's query as the driver reads them (form-encoded pairs).
+/// are read from the URL's query as the driver reads them (form-encoded pairs); a URL
+/// that the pool and the writer could read differently is refused.
 fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<String>> {
     let query = url.split_once('?').map_or("", |(_, query)| query);
-    let setting = |key: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value.into_owned())
-    };
+    let mut settings = std::collections::HashMap::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()).into_owned() {
+        if settings.insert(key.clone(), value).is_some() {
+            return Err(StoreError::AmbiguousUrl(format!(
+                "it gives `{key}` more than once"
+            )));
+        }
+    }
+    let setting = |key: &str| settings.get(key).cloned();
     let filename = options.get_filename().to_string_lossy();
     let vfs = setting("vfs");
     // A 200 promises the delivery is on disk.
@@ -233,6 +238,12 @@ fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<Str
         || vfs.as_deref() == Some("memdb")
     {
         return Err(StoreError::InMemory);
+    }
+    if filename.starts_with("file:") {
+        // SQLite would read the name as a URI of its own, and the driver does not.
+        return Err(StoreError::AmbiguousUrl(
+            "its file name starts with `file:`; name the file by its path".into(),
+        ));
     }
     let immutable = setting("immutable");
     if setting("mode").as_deref() == Some("ro")
@@ -395,6 +406,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_url_the_pool_and_the_writer_could_read_differently_is_refused() {
+        for url in [
+            "sqlite://calltrail.db?mode=rwc&mode=memory",
+            "sqlite://calltrail.db?vfs=unix&vfs=memdb",
+            "sqlite://calltrail.db?immutable=0&immutable=1",
+            "sqlite://file:calltrail.db",
+            "sqlite://file:calltrail.db?vfs=unix",
+        ] {
+            let err = SqliteStore::connect_lazy(url, 1).unwrap_err();
+            assert!(matches!(err, StoreError::AmbiguousUrl(_)), "{url}: {err:?}");
+            assert!(err.to_string().starts_with("database.url"), "{err}");
+        }
+    }
+
     #[tokio::test]
     async fn a_read_only_database_is_refused_with_the_reason() {
         for url in [
@@ -410,7 +436,7 @@ mod tests {
             "sqlite://calltrail.db",
             "sqlite://calltrail.db?mode=rwc",
             "sqlite://calltrail.db?immutable=false",
-            "sqlite://calltrail.db?vfs=unix-dotfile",
+            "sqlite://calltrail.db?vfs=unix",
         ] {
             assert!(SqliteStore::connect_lazy(url, 1).is_ok(), "{url}");
         }

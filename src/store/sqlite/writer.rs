@@ -151,7 +151,9 @@ impl Writer {
         let (checkpointer_database, seen) = (database.clone(), log_frames.clone());
         std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
-            .spawn(move || checkpoint_log(&checkpointer_database, checkpoints, &seen))?;
+            .spawn(move || {
+                checkpoint_log(&checkpointer_database, checkpoints, &seen, restart_frames)
+            })?;
         let threads = Threads {
             commits,
             checkpointer,
@@ -279,7 +281,15 @@ fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads)
                     // Dropping the connection rolls back whatever the batch left open.
                     connection = None;
                 } else if committed {
-                    let _ = threads.checkpointer.try_send(Checkpointer::Checkpoint);
+                    let sent = threads.checkpointer.try_send(Checkpointer::Checkpoint);
+                    if let Err(mpsc::TrySendError::Disconnected(_)) = sent
+                        && threads.log_frames.swap(i64::MAX, Ordering::Relaxed) != i64::MAX
+                    {
+                        // The log would grow without end: the writer checkpoints from now on.
+                        tracing::error!(
+                            "the SQLite checkpointer stopped; the writer checkpoints itself"
+                        );
+                    }
                     if let Some(session) = connection.as_ref()
                         && threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames
                     {
@@ -294,8 +304,8 @@ fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads)
                 }
             }
             Request::Close { reply } => {
-                // The checkpointer's connection first: the writer's, closed last, copies
-                // what is left of the log and removes it.
+                // The checkpointer's connection and the writer's: once the pool's close too,
+                // the last to close copies what is left of the log and removes it.
                 let (closed, checkpointer_closed) = mpsc::channel();
                 if threads
                     .checkpointer
@@ -356,17 +366,21 @@ fn sync_commits(committed: mpsc::Receiver<Commit>, failed_sync: &AtomicBool) {
 
 /// The checkpointer: copies the log into the database file after the writer's commits,
 /// with a connection it keeps until the writer closes its own; until the writer is gone.
-/// Tells the writer how many pages the log holds. A checkpoint that fails loses nothing
-/// (the log holds every commit, synced) and is tried again after the next commit, on a
-/// new connection.
+/// Tells the writer how many pages the log holds. Once the log holds `restart_frames`,
+/// the checkpoint is the writer's until it has started the log over: the writer's is
+/// passive too, and finds nothing to do while another is running. A checkpoint that fails
+/// loses nothing (the log holds every commit, synced); the writer then checkpoints itself
+/// after its next commit, and the checkpointer tries again on a new connection.
 fn checkpoint_log(
     database: &Database,
     messages: mpsc::Receiver<Checkpointer>,
     log_frames: &AtomicI64,
+    restart_frames: i64,
 ) {
     let mut connection: Option<Connection> = None;
     for message in messages {
         match message {
+            Checkpointer::Checkpoint if log_frames.load(Ordering::Relaxed) >= restart_frames => {}
             Checkpointer::Checkpoint => {
                 let db = match connection.take() {
                     Some(db) => Ok(db),
@@ -381,6 +395,8 @@ fn checkpoint_log(
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "the SQLite checkpointer's checkpoint failed");
+                        // The writer checkpoints itself after its next commit.
+                        log_frames.store(i64::MAX, Ordering::Relaxed);
                     }
                 }
             }
@@ -815,8 +831,8 @@ mod tests {
 
         store.close().await;
 
-        // The last connection to close (the writer's, after the checkpointer's) copies the
-        // log into the file and removes it.
+        // The last connection to close (the pool's, after the writer's and the
+        // checkpointer's) copies the log into the file and removes it.
         assert!(!dir.path().join("calltrail.db-wal").exists());
         let reopened = SqliteStore::connect_lazy(&url, 1).unwrap();
         assert_eq!(count_events(&reopened).await, 100);
@@ -826,25 +842,21 @@ mod tests {
     #[tokio::test]
     async fn the_writer_opens_the_file_with_the_vfs_of_the_url() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("calltrail.db");
-        let store = SqliteStore::connect_lazy(&format!("sqlite://{}", path.display()), 1).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("calltrail.db").display());
+        let store = SqliteStore::connect_lazy(&url, 1).unwrap();
         store.migrate().await.unwrap();
         store.close().await;
-        let writer = |vfs: &str| {
-            let database = Database {
-                path: path.clone(),
-                vfs: Some(vfs.to_owned()),
-            };
-            Writer::start_with(database, RESTART_FRAMES).unwrap()
-        };
+        let unknown = SqliteStore::connect_lazy(&format!("{url}?vfs=no-such-vfs"), 1).unwrap();
+        let unix = SqliteStore::connect_lazy(&format!("{url}?vfs=unix"), 1).unwrap();
 
-        let unknown = commit(&writer("no-such-vfs"), &bodies(0)).await;
-        let unix = commit(&writer("unix"), &bodies(1)).await;
+        let refused = commit(&unknown.writer, &bodies(0)).await;
+        let recorded = commit(&unix.writer, &bodies(1)).await;
 
-        let err = unknown.unwrap_err();
+        let err = refused.unwrap_err();
         assert!(err.to_string().contains("database error"), "{err}");
         assert!(format!("{err:?}").contains("no such vfs"), "{err:?}");
-        assert_eq!(unix.unwrap().len(), 20);
+        assert_eq!(recorded.unwrap().len(), 20);
+        unix.close().await;
     }
 
     #[tokio::test]
