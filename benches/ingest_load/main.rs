@@ -131,7 +131,7 @@ async fn bench_store(store: &str, options: &Options) -> anyhow::Result<StoreResu
     .await;
     let notify_cpu = CpuSample::take(server.pid(), database.name()).since(&before);
     let peak_rss_kb = server.memory("VmHWM")?;
-    let fixed_rate = |seed: u64| {
+    let at_fixed_rate = |seed: u64| {
         load::run(
             Plan {
                 target,
@@ -146,7 +146,7 @@ async fn bench_store(store: &str, options: &Options) -> anyhow::Result<StoreResu
         "[{store}] POST /notify at {} requests/s right after the burst, {:?}",
         options.rate, options.rate_duration
     );
-    let after_burst = fixed_rate(run + 1).await;
+    let after_burst = at_fixed_rate(run + 1).await;
     eprintln!(
         "[{store}] sync, then {:?} of rest: the burst's writes reach the disk",
         options.settle
@@ -156,7 +156,7 @@ async fn bench_store(store: &str, options: &Options) -> anyhow::Result<StoreResu
         "[{store}] POST /notify at {} requests/s, steady, {:?}",
         options.rate, options.rate_duration
     );
-    let fixed_rate = fixed_rate(run + 2).await;
+    let fixed_rate = at_fixed_rate(run + 2).await;
     eprintln!(
         "[{store}] GET /healthz, {} connections, {:?}",
         options.connections, options.duration

@@ -227,15 +227,15 @@ fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<Str
             )));
         }
     }
-    let setting = |key: &str| settings.get(key).cloned();
+    let setting = |key: &str| settings.get(key).map(String::as_str);
+    let (mode, vfs) = (setting("mode"), setting("vfs"));
     let filename = options.get_filename().to_string_lossy();
-    let vfs = setting("vfs");
     // A 200 promises the delivery is on disk.
     if filename.is_empty()
         || filename == ":memory:"
         || filename.starts_with("file:sqlx-in-memory")
-        || setting("mode").as_deref() == Some("memory")
-        || vfs.as_deref() == Some("memdb")
+        || mode == Some("memory")
+        || vfs == Some("memdb")
     {
         return Err(StoreError::InMemory);
     }
@@ -245,13 +245,10 @@ fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<Str
             "its file name starts with `file:`; name the file by its path".into(),
         ));
     }
-    let immutable = setting("immutable");
-    if setting("mode").as_deref() == Some("ro")
-        || matches!(immutable.as_deref(), Some("true" | "1"))
-    {
+    if mode == Some("ro") || matches!(setting("immutable"), Some("true" | "1")) {
         return Err(StoreError::ReadOnly);
     }
-    Ok(vfs)
+    Ok(vfs.map(str::to_owned))
 }
 
 /// The one way a timestamp is written to SQLite: UTC, microseconds, fixed width

@@ -130,9 +130,9 @@ impl Item {
 }
 
 impl Writer {
-    /// Starts the writer, syncer and checkpointer threads for the database file at `path`;
-    /// the writer connects on its first batch.
-    /// `vfs` is the SQLite VFS of the database URL, if it names one.
+    /// Starts the writer, syncer and checkpointer threads for the database file at `path`,
+    /// opened with the VFS `vfs` if the database URL names one; the writer connects on its
+    /// first batch.
     pub fn start(path: PathBuf, vfs: Option<String>) -> io::Result<Self> {
         Self::start_with(Database { path, vfs }, RESTART_FRAMES)
     }
@@ -233,6 +233,8 @@ impl Session {
 /// handed to the syncer, which answers it once it is on disk.
 fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads) {
     let mut connection: Option<Session> = None;
+    // Once the checkpointer is gone, the writer checkpoints after every commit.
+    let mut checkpointer_gone = false;
     for request in requests {
         match request {
             Request::Batch { items, reply } => {
@@ -283,15 +285,16 @@ fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads)
                 } else if committed {
                     let sent = threads.checkpointer.try_send(Checkpointer::Checkpoint);
                     if let Err(mpsc::TrySendError::Disconnected(_)) = sent
-                        && threads.log_frames.swap(i64::MAX, Ordering::Relaxed) != i64::MAX
+                        && !checkpointer_gone
                     {
-                        // The log would grow without end: the writer checkpoints from now on.
+                        checkpointer_gone = true;
                         tracing::error!(
                             "the SQLite checkpointer stopped; the writer checkpoints itself"
                         );
                     }
                     if let Some(session) = connection.as_ref()
-                        && threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames
+                        && (checkpointer_gone
+                            || threads.log_frames.load(Ordering::Relaxed) >= threads.restart_frames)
                     {
                         match checkpoint(&session.db) {
                             Ok(Some(frames)) => threads.log_frames.store(frames, Ordering::Relaxed),
