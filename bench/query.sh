@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Query-latency benchmark of the read API (README, "Query performance").
+# Query-latency benchmark of the read API (docs/benchmarks.md, "Query performance").
 #
 #   bash bench/query.sh
 #

@@ -1,4 +1,4 @@
-//! Tolerant key matching (CONTRACT §3.1): keys are compared ignoring case, `_` and `-`.
+//! Tolerant key matching (docs/api.md, "Receiving"): keys are compared ignoring case, `_` and `-`.
 
 use serde_json::{Map, Value};
 
@@ -10,7 +10,8 @@ pub fn fold_key(key: &str) -> String {
         .collect()
 }
 
-/// The keys of a notification that calltrail reads (CONTRACT §3.1), in the contract's order.
+/// The keys of a notification that calltrail reads (docs/api.md, "Receiving"), in the
+/// documented order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     ConversationId,
@@ -24,7 +25,7 @@ pub enum Field {
 }
 
 impl Field {
-    /// Every known field, in the contract's order.
+    /// Every known field, in the documented order.
     pub const ALL: [Field; 8] = [
         Field::ConversationId,
         Field::Status,

@@ -1,4 +1,4 @@
-//! Kore.ai Voice Gateway call-status notifications (CONTRACT §3.1–3.3).
+//! Kore.ai Voice Gateway call-status notifications (docs/api.md, "Receiving").
 //!
 //! A body goes through three steps: JSON parsing (else [`Rejection::Malformed`]),
 //! validation of the known fields into a [`Checked`] value (else [`Rejection::Invalid`]
@@ -51,7 +51,7 @@ struct Checked<'a> {
     disconnect_time: Option<&'a Value>,
 }
 
-/// Validates the known fields of `object` against CONTRACT §3.1, collecting every error.
+/// Validates the known fields of `object` against docs/api.md, "Receiving", collecting every error.
 fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
     let fields = KnownFields::collect(object);
     let mut errors = Vec::new();
@@ -200,7 +200,8 @@ impl<'a> Validator<'_, 'a> {
 }
 
 impl Checked<'_> {
-    /// The event of CONTRACT §3.2. Never fails: what cannot be read is null plus a warning.
+    /// The event of docs/api.md, "What calltrail makes of a notification". Never fails: what
+    /// cannot be read is null plus a warning.
     fn normalize(&self, settings: &NormalizeSettings) -> Event {
         let mut warnings = Vec::new();
 

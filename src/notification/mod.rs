@@ -15,7 +15,8 @@ use serde::Serialize;
 
 pub use canonical::content_hash;
 
-/// How local-time timestamps without an offset are read (CONTRACT §3.3).
+/// How local-time timestamps without an offset are read (docs/api.md, "What calltrail makes of
+/// a notification").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NormalizeSettings {
     /// Zone of the gateway's local-time timestamps.
@@ -75,7 +76,7 @@ pub struct Notification {
     pub content_hash: String,
 }
 
-/// One notification, normalized (CONTRACT §3.2).
+/// One notification, normalized (docs/api.md, "What calltrail makes of a notification").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub conversation_id: String,
@@ -107,7 +108,7 @@ pub enum Rejection {
     /// Not JSON, or JSON but not an object (answered 400).
     #[error("{0}")]
     Malformed(String),
-    /// A JSON object whose fields break CONTRACT §3.1 (answered 422).
+    /// A JSON object whose fields break docs/api.md, "Receiving" (answered 422).
     #[error("invalid fields: {}", field_list(.errors))]
     Invalid {
         /// The conversation id, when one could be read.
@@ -180,7 +181,7 @@ vocabulary! {
 
 vocabulary! {
     /// Answering-machine-detection results, declared from the highest precedence down
-    /// (CONTRACT §4: when a call's events disagree, the highest wins).
+    /// (docs/api.md, "The call record": when a call's events disagree, the highest wins).
     AmdResult {
         ToneDetected => "amd_tone_detected",
         MachineStoppedSpeaking => "amd_machine_stopped_speaking",

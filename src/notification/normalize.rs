@@ -1,6 +1,6 @@
-//! The per-field rules of CONTRACT §3.2: reason code, SIP code, answering-machine detection
-//! and duration. Each takes the received value and returns the normalized one, or the
-//! warning that explains why it is null.
+//! The per-field rules of docs/api.md, "What calltrail makes of a notification": reason code,
+//! SIP code, answering-machine detection and duration. Each takes the received value and
+//! returns the normalized one, or the warning that explains why it is null.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! The timestamp formats of CONTRACT §3.3.
+//! The timestamp formats of docs/api.md, "What calltrail makes of a notification".
 //!
 //! In order of trial: Unix time (a JSON number, or a string of digits), RFC 3339 / ISO 8601
 //! with or without an offset, and the gateway's own `M/D/YYYY,h:mm:ssAM`. Times without an
@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::normalize::Decimal;
 use super::{DateOrder, NormalizeSettings};
 
-/// Unix times at or above this are milliseconds, below it seconds (CONTRACT §3.3).
+/// Unix times at or above this are milliseconds, below it seconds (docs/api.md, "What calltrail
+/// makes of a notification").
 const MILLIS_THRESHOLD: u64 = 1_000_000_000_000;
 
 /// Reads one timestamp field. `Err` holds a warning naming the value, e.g.

@@ -54,7 +54,8 @@ pub struct Scheduled {
     pub body: Value,
 }
 
-/// What calltrail's call record should say once every notification is in (CONTRACT §4).
+/// What calltrail's call record should say once every notification is in (docs/api.md, "The
+/// call record").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Expected {
     pub state: &'static str,

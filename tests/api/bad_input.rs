@@ -1,4 +1,4 @@
-//! Bad input gets a clear error and loses nothing (CONTRACT §3.4).
+//! Bad input gets a clear error and loses nothing (docs/api.md, "Answers").
 
 use calltrail::store::DeliveryResult;
 use serde_json::{Value, json};

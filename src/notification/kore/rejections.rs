@@ -1,4 +1,5 @@
-//! Bodies that cannot become an event: not a JSON object, or fields that break CONTRACT §3.1.
+//! Bodies that cannot become an event: not a JSON object, or fields that break docs/api.md,
+//! "Receiving".
 
 use serde_json::json;
 
