@@ -1,7 +1,7 @@
 //! Shared-secret checks for `/notify` tokens and `/v1` API keys.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -51,10 +51,9 @@ fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// The value of `Authorization: Bearer …`, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+/// The token of an `Authorization: Bearer …` value; `None` for any other scheme.
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -63,22 +62,48 @@ pub fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
+/// The credentials a request presents, each to be checked: every `Authorization` header (its
+/// `Bearer` token; any other scheme is a credential no secret matches) and every value of the
+/// headers `names`. `None` stands for a credential presented that cannot match.
+pub fn presented<'a>(headers: &'a HeaderMap, names: &[&str]) -> Vec<Option<&'a str>> {
+    let authorization = headers.get_all(header::AUTHORIZATION).iter().map(bearer);
+    let named = names.iter().flat_map(|name| {
+        headers
+            .get_all(*name)
+            .iter()
+            .map(|value| value.to_str().ok().map(str::trim))
+    });
+    authorization.chain(named).collect()
+}
+
+impl Secrets {
+    /// True when at least one credential is presented and every one presented is accepted:
+    /// a wrong credential is refused even beside a right one (fail closed).
+    pub fn admits(&self, presented: &[Option<&str>]) -> bool {
+        // Every credential is compared, so timing does not tell which one was wrong.
+        let all = presented.iter().fold(true, |all, credential| {
+            let accepted = credential.is_some_and(|c| self.accepts(c));
+            all & accepted
+        });
+        !presented.is_empty() && all
+    }
+}
+
 /// Middleware for `/v1`: requires one of `api.keys` as `Authorization: Bearer KEY` or
-/// `X-Api-Key`, unless none is configured.
+/// `X-Api-Key`, unless none is configured. Every credential presented must be valid.
 pub async fn require_api_key(
     State(keys): State<Secrets>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if !keys.is_open() {
-        let headers = request.headers();
-        let presented = bearer(headers).or_else(|| header_value(headers, "x-api-key"));
-        if !presented.is_some_and(|key| keys.accepts(key)) {
-            return Err(ApiError::Unauthorized("a valid API key is required"));
-        }
+    if !keys.is_open() && !keys.admits(&presented(request.headers(), &[API_KEY_HEADER])) {
+        return Err(ApiError::Unauthorized("a valid API key is required"));
     }
     Ok(next.run(request).await)
 }
+
+/// The header that may carry an API key instead of `Authorization`.
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 #[cfg(test)]
 mod tests {
@@ -97,10 +122,25 @@ mod tests {
 
     #[test]
     fn reads_bearer_tokens_case_insensitively() {
+        assert_eq!(bearer(&"bearer  s3cret".parse().unwrap()), Some("s3cret"));
+        assert_eq!(bearer(&"Basic abc".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn every_credential_presented_must_be_accepted() {
+        let secrets = Secrets::new(&["alpha"]);
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "bearer  s3cret".parse().unwrap());
-        assert_eq!(bearer(&headers), Some("s3cret"));
-        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
+        assert!(!secrets.admits(&presented(&headers, &["x-api-key"])));
+        headers.insert("x-api-key", "alpha".parse().unwrap());
+        assert!(secrets.admits(&presented(&headers, &["x-api-key"])));
+        headers.insert(header::AUTHORIZATION, "Bearer alpha".parse().unwrap());
+        assert!(secrets.admits(&presented(&headers, &["x-api-key"])));
+        headers.insert(header::AUTHORIZATION, "Bearer wrong".parse().unwrap());
+        assert!(!secrets.admits(&presented(&headers, &["x-api-key"])));
+        headers.insert(header::AUTHORIZATION, "Basic YWxwaGE6".parse().unwrap());
+        assert!(!secrets.admits(&presented(&headers, &["x-api-key"])));
+        headers.remove(header::AUTHORIZATION);
+        headers.append("x-api-key", "beta".parse().unwrap());
+        assert!(!secrets.admits(&presented(&headers, &["x-api-key"])));
     }
 }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, DisplayChain, Result};
+use super::extract::Path;
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::query::{CallFilters, ExportOptions, Pagination};
@@ -114,6 +115,7 @@ async fn list(
     params(("conversation_id" = String, Path, description = "The call's `conversationId`.")),
     responses(
         (status = 200, description = "The call and its events in received order.", body = CallDetail),
+        (status = 400, response = InvalidParameter),
         (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),

@@ -2,18 +2,19 @@
 //! one (`POST /v1/deliveries/{id}/reprocess`) or many (`POST /v1/deliveries/reprocess`).
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Result};
+use super::extract::Path;
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::query::{DeliveryFilters, Pagination};
 use super::openapi::responses::{
-    Internal, InvalidNotification, InvalidParameter, MalformedBody, NotFound, Unavailable,
+    BadRequest, Internal, InvalidNotification, InvalidParameter, NotFound, Unavailable,
 };
 use super::params::{DELIVERY_FILTERS, Params, encode_cursor};
 use super::receipt::{Receipt, answer};
@@ -137,6 +138,7 @@ async fn list(
     params(("id" = i64, Path, description = "The delivery's id.")),
     responses(
         (status = 200, description = "The delivery.", body = DeliveryView),
+        (status = 400, response = InvalidParameter),
         (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
@@ -169,7 +171,7 @@ fn no_delivery(id: i64) -> ApiError {
     params(("id" = i64, Path, description = "The delivery's id.")),
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = super::receipt::Receipt),
-        (status = 400, response = MalformedBody),
+        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 422, response = InvalidNotification),
         (status = 500, response = Internal),

@@ -2,21 +2,21 @@
 //! `GET /v1/dialouts` (filtered, keyset-paginated) and `GET /v1/dialouts/{id}`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Result};
+use super::extract::{Body, Path};
 use super::health::Readiness;
-use super::openapi::Routes;
 use super::openapi::query::{DialoutFilters, Pagination};
 use super::openapi::responses::{
-    DialoutsDisabled, GatewayFailed, IdempotencyConflict, Internal, InvalidDialout,
-    InvalidParameter, MalformedBody, NotFound, Unavailable,
+    BadRequest, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict, Internal,
+    InvalidDialout, InvalidParameter, NotFound, Unavailable,
 };
+use super::openapi::{Routes, schema};
 use super::params::{DIALOUT_FILTERS, Params, encode_cursor};
 use crate::dialout::request::{self, ParseError};
 use crate::dialout::{DialError, Dialer, Dialout, DialoutRequest, DialoutState, Placed};
@@ -60,14 +60,17 @@ pub struct DialoutPage {
     operation_id = "place_dialout",
     tag = "dialouts",
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Any unique string up to 255 characters; a retry with the same key and body returns the \
-            first answer (with `Idempotent-Replayed: true`) instead of dialing again.")),
+        description = "Any unique string of 1 to 255 printable ASCII characters (spaces only \
+            inside); a retry with the same key and body returns the first answer (with \
+            `Idempotent-Replayed: true`) instead of dialing again.",
+        max_length = 255, pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     request_body(content = DialoutBody, description = "The call to place."),
     responses(
         (status = 201, description = "The gateway accepted the dial-out.", body = Dialout,
             headers(("Location" = String, description = "`/v1/dialouts/{id}`"))),
-        (status = 400, response = MalformedBody),
+        (status = 400, response = BadRequest),
         (status = 409, response = IdempotencyConflict),
+        (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidDialout),
         (status = 500, response = Internal),
         (status = 501, response = DialoutsDisabled),
@@ -79,7 +82,7 @@ async fn place(
     State(dialer): State<Dialer>,
     State(readiness): State<Readiness>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     let key = idempotency_key(&headers)?;
     let request = parse_body(&body)?;
@@ -140,12 +143,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
         parameter: "Idempotency-Key".into(),
         message: message.into(),
     };
-    let key = value
-        .to_str()
-        .map_err(|_| bad("must be printable ASCII"))?
-        .trim();
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(bad(&format!("must be 1 to {MAX_KEY_LEN} characters")));
+    let printable = format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters");
+    let key = value.to_str().map_err(|_| bad(&printable))?.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (b' '..=b'~').contains(&b))
+    {
+        return Err(bad(&printable));
     }
     Ok(Some(key.to_owned()))
 }
@@ -212,6 +214,7 @@ async fn list(
     params(("id" = i64, Path, description = "The dial-out's id.")),
     responses(
         (status = 200, description = "The dial-out.", body = Dialout),
+        (status = 400, response = InvalidParameter),
         (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
@@ -230,8 +233,10 @@ async fn show(
     Ok(Json(dialout))
 }
 
-/// The body of `POST /v1/dialouts`. Unknown fields are refused, each named.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /v1/dialouts`. Unknown fields are refused, each named; `null` counts as
+/// absent.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "target": "tel:911234567890",
     "caller": "+127061657882",
@@ -242,40 +247,40 @@ async fn show(
 }))]
 #[allow(dead_code)]
 pub struct DialoutBody {
-    /// `tel:` and digits with an optional leading `+`, or `sip:user@host[:port]`.
+    #[schema(schema_with = schema::dialout_target)]
     target: String,
-    /// The user part of the caller id.
+    #[schema(schema_with = schema::dialout_caller)]
     caller: String,
-    /// The carrier; the account's default when absent.
+    #[schema(schema_with = schema::dialout_trunk)]
     trunk: Option<String>,
     /// Any JSON object; passed to the bot, and filterable as `metadata.KEY=VALUE`.
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
-    /// Timers in milliseconds, each a positive whole number; absent ones take the gateway's
-    /// defaults.
+    /// Timers in milliseconds; absent ones take the gateway's defaults.
     timers: Option<TimersBody>,
-    /// `disconnect`, `detect` or `disabled`.
-    #[schema(value_type = Option<String>, pattern = "^(disconnect|detect|disabled)$")]
+    #[schema(schema_with = schema::machine_detection)]
     machine_detection: Option<String>,
-    /// Spoken words in a greeting that make it a machine; a positive whole number.
-    #[schema(minimum = 1)]
+    /// Spoken words in a greeting that make it a machine.
+    #[schema(minimum = 1, maximum = 1000)]
     threshold_word_count: Option<u32>,
 }
 
-/// `timers` of `POST /v1/dialouts`.
-#[derive(utoipa::ToSchema)]
+/// `timers` of `POST /v1/dialouts`: each a whole number of milliseconds from 1 to 3600000
+/// (one hour).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct TimersBody {
     /// Default 5000.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 3600000, nullable = false)]
     no_speech_timeout_ms: Option<u32>,
     /// Default 15000.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 3600000, nullable = false)]
     decision_timeout_ms: Option<u32>,
     /// Default 20000.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 3600000, nullable = false)]
     tone_timeout_ms: Option<u32>,
     /// Default 2000.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 3600000, nullable = false)]
     greeting_completion_timeout_ms: Option<u32>,
 }

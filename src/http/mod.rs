@@ -5,6 +5,7 @@ mod calls;
 mod deliveries;
 mod dialouts;
 pub mod error;
+pub(crate) mod extract;
 pub mod health;
 mod notify;
 pub mod openapi;

@@ -5,20 +5,19 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use serde::Deserialize;
 use utoipa_axum::routes;
 
-use super::auth::{bearer, header_value};
+use super::auth::{header_value, presented};
 use super::error::{ApiError, DisplayChain, Result};
+use super::extract::Path;
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
-    BodyTooLarge, Internal, InvalidNotification, MalformedBody, Unauthorized, Unavailable,
+    BadRequest, BodyTooLarge, Internal, InvalidNotification, Unauthorized, Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
 use super::receipt::{Receipt, answer};
@@ -36,11 +35,6 @@ pub fn router() -> Routes {
         .routes(routes!(notify_with_path_token))
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
 /// Receive a call-status notification.
 ///
 /// The body is one JSON object, accepted whatever its `Content-Type`. Every authenticated body
@@ -53,13 +47,14 @@ struct TokenQuery {
     operation_id = "notify",
     tag = "notify",
     request_body(
-        description = "One notification; any content type.",
+        description = "One notification, a JSON object. The `Content-Type` is not checked: \
+            the body is read as JSON whatever it says.",
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
     ),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = MalformedBody),
+        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
@@ -69,12 +64,15 @@ struct TokenQuery {
 )]
 async fn notify(
     State(state): State<AppState>,
-    query: Result<Query<TokenQuery>, QueryRejection>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    let query_token = query.ok().and_then(|Query(q)| q.token);
-    receive(state, query_token.as_deref(), headers, body).await
+    let tokens: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    receive(state, &tokens, headers, body).await
 }
 
 /// Receive a call-status notification, with the token in the path.
@@ -87,13 +85,14 @@ async fn notify(
     tag = "notify",
     params(("token" = String, Path, description = "One of `notify.tokens`; logged as `***`.")),
     request_body(
-        description = "One notification; any content type.",
+        description = "One notification, a JSON object. The `Content-Type` is not checked: \
+            the body is read as JSON whatever it says.",
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
     ),
     security(()),
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = MalformedBody),
+        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
@@ -107,32 +106,30 @@ async fn notify_with_path_token(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    receive(state, Some(&token), headers, body).await
+    receive(state, &[token], headers, body).await
 }
 
 async fn receive(
     state: AppState,
-    token: Option<&str>,
+    tokens: &[String],
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    authenticate(&state.notify, token, &headers)?;
+    authenticate(&state.notify, tokens, &headers)?;
     let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
     ingest(&state.ingest, &state.readiness, body, content_type).await
 }
 
-/// Any one of the token sources may carry a configured token.
-fn authenticate(guard: &NotifyGuard, token: Option<&str>, headers: &HeaderMap) -> Result<()> {
+/// Any of the token sources (path or `?token=` in `tokens`, `Authorization: Bearer`,
+/// `X-Calltrail-Token`) may carry a configured token; every one presented must be valid.
+fn authenticate(guard: &NotifyGuard, tokens: &[String], headers: &HeaderMap) -> Result<()> {
     if guard.tokens.is_open() {
         return Ok(());
     }
-    let presented = [token, bearer(headers), header_value(headers, TOKEN_HEADER)];
-    if presented
-        .into_iter()
-        .flatten()
-        .any(|t| guard.tokens.accepts(t))
-    {
+    let mut candidates = presented(headers, &[TOKEN_HEADER]);
+    candidates.extend(tokens.iter().map(|t| Some(t.as_str())));
+    if guard.tokens.admits(&candidates) {
         return Ok(());
     }
     let count = guard.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;

@@ -24,8 +24,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use responses::{
-    BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict, Internal, InvalidDialout,
-    InvalidNotification, InvalidParameter, MalformedBody, NotFound, Unauthorized, Unavailable,
+    BadRequest, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict, Internal,
+    InvalidDialout, InvalidNotification, InvalidParameter, MalformedBody, NotFound, Unauthorized,
+    Unavailable,
 };
 
 /// A resource's routes, documented by construction: the only way in is [`Routes::routes`],
@@ -79,6 +80,7 @@ impl Routes {
         schemas(super::error::Problem),
         responses(
             InvalidParameter,
+            BadRequest,
             MalformedBody,
             InvalidNotification,
             Unauthorized,

@@ -15,7 +15,7 @@ use super::{
 };
 
 /// The longest conversation id accepted, in characters.
-const MAX_CONVERSATION_ID_CHARS: usize = 256;
+pub const MAX_CONVERSATION_ID_CHARS: usize = 256;
 
 /// Parses and normalizes one Kore.ai notification body.
 pub fn parse(body: &[u8], settings: &NormalizeSettings) -> Result<Notification, Rejection> {

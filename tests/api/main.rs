@@ -18,6 +18,7 @@ mod end_to_end;
 mod export;
 mod list;
 mod openapi;
+mod problems;
 mod samples;
 mod seed;
 mod simulator;

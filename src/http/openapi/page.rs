@@ -3,13 +3,13 @@
 
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa_swagger_ui::Config;
 
-use super::responses::NotFound;
+use super::responses::{InvalidParameter, NotFound};
 use crate::http::error::{ApiError, Result};
+use crate::http::extract::Path;
 
 /// The browsable API reference (Swagger UI). Its assets are served from `/docs/`.
 #[utoipa::path(
@@ -60,6 +60,7 @@ static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
         (status = 200, description = "The file, with its content type.", content(
             ("text/javascript"), ("text/css"), ("image/png"), ("application/json"), ("text/html"),
         )),
+        (status = 400, response = InvalidParameter),
         (status = 404, response = NotFound),
     ),
 )]

@@ -6,9 +6,10 @@ use serde_json::json;
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::schema::{
-    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+    AnyOfBuilder, ArrayBuilder, ArrayItems, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType,
+    Type,
 };
-use utoipa::openapi::{Required, Schema};
+use utoipa::openapi::{RefOr, Required, Schema};
 
 use crate::call::{CallState, Outcome};
 use crate::http::params::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -48,7 +49,8 @@ impl IntoParams for DialoutFilters {
             ),
             param(
                 "until",
-                "Dial-outs requested before this instant (exclusive), in the same forms as `since`.",
+                "Dial-outs requested before this instant (exclusive), in the same forms as `since`; \
+                 must be later than `since`.",
                 instant(),
             ),
         ]
@@ -146,8 +148,9 @@ impl IntoParams for Pagination {
             param(
                 "cursor",
                 "The `next_cursor` of the previous page, to continue after it (with the same filters). \
-                 Pages stay stable while new items arrive: none is skipped or repeated.",
-                string(),
+                 Pages stay stable while new items arrive: none is skipped or repeated. Opaque \
+                 (base64url); a value this API did not return is refused with `400`; empty is none.",
+                string().pattern(Some("^[A-Za-z0-9_-]*$")),
             )
             .build(),
         ]
@@ -167,7 +170,7 @@ impl IntoParams for StatsOptions {
             param(
                 "tz",
                 "The IANA time zone of the buckets and of dates in `since`/`until`.",
-                string().default(Some(json!("UTC"))),
+                one_of(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())).default(Some(json!("UTC"))),
             )
             .example(Some(json!("Europe/Berlin")))
             .build(),
@@ -214,14 +217,42 @@ impl IntoParams for DeliveryFilters {
     }
 }
 
-/// An optional query parameter.
+/// An optional query parameter; given empty, it is as if absent.
 fn param(name: &str, description: &str, schema: impl Into<Schema>) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(schema.into()))
+        .schema(Some(or_empty(schema.into())))
+}
+
+/// `schema`, or an empty value: a parameter given empty (`?limit=`) is as if absent. A schema
+/// that takes any string takes the empty one already.
+fn or_empty(schema: Schema) -> Schema {
+    let any_string = |schema: &Schema| {
+        matches!(schema, Schema::Object(object)
+            if object.schema_type == SchemaType::Type(Type::String)
+                && object.enum_values.is_none()
+                && object.pattern.is_none())
+    };
+    let takes_empty = match &schema {
+        Schema::Array(array) => match &array.items {
+            ArrayItems::RefOrSchema(items) => {
+                matches!(items.as_ref(), RefOr::T(items) if any_string(items))
+            }
+            ArrayItems::False => false,
+        },
+        other => any_string(other),
+    };
+    if takes_empty {
+        return schema;
+    }
+    AnyOfBuilder::new()
+        .item(schema)
+        .item(string().enum_values(Some([""])))
+        .build()
+        .into()
 }
 
 /// An optional query parameter that may repeat (`state=failed&state=completed`) or take a

@@ -72,11 +72,20 @@ macro_rules! responses {
 }
 
 responses! {
-    /// `400` for a query parameter.
+    /// `400` for a parameter.
     InvalidParameter => problem(
-        "A query parameter is unknown, repeated where it may be given once, or has a value it \
-         does not accept; `errors` names it and says what it accepts.",
+        "A parameter (query, path or header) is unknown, repeated where it may be given once, \
+         or has a value it does not accept, alone or with another (`until` must be later than \
+         `since`, `bucket` needs at most 10000 buckets); `errors` names it and says what it \
+         accepts.",
         parameter_error("outcome=voicemail"),
+    );
+    /// `400` for a body or a parameter.
+    BadRequest => problem(
+        "The body is not JSON or not a JSON object (a notification's is stored as a rejected \
+         delivery, `delivery_id`; for reprocessing, the stored body), or a path or header \
+         parameter has a value it does not accept (`errors` names it).",
+        rejection("{not json", 41),
     );
     /// `400` for a notification body.
     MalformedBody => problem(
@@ -109,7 +118,8 @@ responses! {
     );
     /// `413`.
     BodyTooLarge => problem(
-        "The body is larger than `notify.max_body_bytes`; nothing was stored.",
+        "The body is larger than the limit (`notify.max_body_bytes` for `/notify`, 2 MiB for \
+         `/v1`); nothing was stored.",
         ApiError::PayloadTooLarge { limit: 65536 },
     );
     /// `503`.

@@ -1,8 +1,12 @@
 //! Schemas that a derive cannot infer: string fields with a fixed set of values, fields that
 //! take several JSON types, and the body of `/notify`.
 
+use serde_json::json;
 use utoipa::openapi::Object;
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
+
+use crate::dialout::rules;
+use crate::notification::kore::MAX_CONVERSATION_ID_CHARS;
 
 /// A string that is one of `values`.
 fn one_of(values: &[&str]) -> ObjectBuilder {
@@ -69,12 +73,9 @@ pub fn gateway_time() -> AnyOfBuilder {
     "callDisconnectTime": "5/8/2023,11:33:03AM"
 }))]
 pub struct GatewayNotification {
-    /// The call's id: at most 256 characters, no control characters; not necessarily a UUID.
-    #[schema(rename = "conversationId", min_length = 1, max_length = 256)]
+    #[schema(rename = "conversationId", schema_with = conversation_id)]
     pub conversation_id: String,
-    /// `answered`, `completed` or `failed`; another status is stored (with a warning) but does
-    /// not change the call's state.
-    #[schema(min_length = 1)]
+    #[schema(schema_with = notification_status)]
     pub status: String,
     /// E.g. `Busy Here`; stored in canonical form (`busy-here`).
     #[schema(rename = "reasonCode")]
@@ -90,4 +91,132 @@ pub struct GatewayNotification {
     pub callconnecttime: Option<String>,
     #[schema(rename = "callDisconnectTime", schema_with = gateway_time)]
     pub call_disconnect_time: Option<String>,
+}
+
+/// The characters `str::trim` removes (Unicode `White_Space`), for a character class.
+const TRIMMED: &str = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// Control characters (`char::is_control`), for a character class.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+/// A text the API trims, then refuses when empty, longer than `max` characters or holding a
+/// control character.
+pub fn trimmed_text_pattern(max: usize) -> String {
+    format!(
+        "^[{TRIMMED}]*[^{CONTROL}{TRIMMED}]([^{CONTROL}]{{0,{inner}}}[^{CONTROL}{TRIMMED}])?[{TRIMMED}]*$",
+        inner = max - 2
+    )
+}
+
+/// A text the API trims, then refuses when empty.
+pub fn not_blank_pattern() -> String {
+    format!("[^{TRIMMED}]")
+}
+
+/// An IPv6 address in its usual forms (without an embedded IPv4 address).
+const IPV6: &str = "(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|\
+([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|\
+([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|\
+([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|\
+:((:[0-9a-fA-F]{1,4}){1,7}|:))";
+
+/// A port from 1 to 65535, as Rust reads a `u16` (an optional `+`, leading zeros).
+const PORT: &str =
+    r"\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+
+/// A dial-out `target`: `tel:` and up to 20 digits with an optional `+`, or
+/// `sip:user@host[:port]`; the scheme in any case, surrounding whitespace ignored.
+pub fn dialout_target_pattern() -> String {
+    let tel = format!(
+        "[Tt][Ee][Ll]:\\+?[0-9]{{1,{}}}",
+        crate::dialout::rules::MAX_TEL_DIGITS
+    );
+    let host = r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*";
+    let sip = format!("[Ss][Ii][Pp]:[^@{CONTROL}{TRIMMED}]+@({host}|\\[{IPV6}\\])(:{PORT})?");
+    format!("^[{TRIMMED}]*({tel}|{sip})[{TRIMMED}]*$")
+}
+
+/// A nullable string matching `pattern`.
+fn nullable_text(pattern: String) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(pattern))
+}
+
+/// `target` of `POST /v1/dialouts`.
+pub fn dialout_target() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(dialout_target_pattern()))
+        .description(Some(
+            "`tel:` and digits with an optional leading `+` (at most 20 digits), or \
+             `sip:user@host[:port]` (a host name, IPv4 address or `[IPv6]` literal; a port from 1 \
+             to 65535). Surrounding whitespace is ignored.",
+        ))
+        .examples([json!("tel:911234567890")])
+        .build()
+}
+
+/// `caller` of `POST /v1/dialouts`.
+pub fn dialout_caller() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(trimmed_text_pattern(rules::MAX_TEXT)))
+        .description(Some(format!(
+            "The user part of the caller id: 1 to {} characters once surrounding whitespace is \
+             trimmed, no control characters.",
+            rules::MAX_TEXT
+        )))
+        .examples([json!("+127061657882")])
+        .build()
+}
+
+/// `trunk` of `POST /v1/dialouts`.
+pub fn dialout_trunk() -> Object {
+    nullable_text(trimmed_text_pattern(rules::MAX_TEXT))
+        .description(Some(format!(
+            "The carrier, 1 to {} characters as `caller`; the account's default when absent.",
+            rules::MAX_TEXT
+        )))
+        .build()
+}
+
+/// `machine_detection` of `POST /v1/dialouts`.
+pub fn machine_detection() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            json!("disconnect"),
+            json!("detect"),
+            json!("disabled"),
+            serde_json::Value::Null,
+        ]))
+        .description(Some(
+            "Answering-machine detection; the gateway's default (disabled) when absent.",
+        ))
+        .build()
+}
+
+/// `conversationId` of `POST /notify`.
+pub fn conversation_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(trimmed_text_pattern(MAX_CONVERSATION_ID_CHARS)))
+        .description(Some(format!(
+            "The call's id: 1 to {MAX_CONVERSATION_ID_CHARS} characters once surrounding \
+             whitespace is trimmed, no control characters; not necessarily a UUID."
+        )))
+        .build()
+}
+
+/// `status` of `POST /notify`.
+pub fn notification_status() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(not_blank_pattern()))
+        .description(Some(
+            "`answered`, `completed` or `failed`; another status is stored (with a warning) but \
+             does not change the call's state. Not blank.",
+        ))
+        .build()
 }
