@@ -32,7 +32,14 @@ token=schemathesis-notify-token
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$version"; then
   echo "schemathesis: installing schemathesis $version into $venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's python3 makes virtual environments only with python3-venv.
+    echo "schemathesis: installing python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 
