@@ -9,12 +9,15 @@ sample=$root/tests/data/samples/01-completed-human.json
 conversation=$(jq -r .conversationId "$sample")
 
 # The Dockerfile as it is; cargo-chef's dependency layer comes from podman's cache while
-# Cargo.toml and Cargo.lock are unchanged.
+# Cargo.toml and Cargo.lock are unchanged. The builder stage is tagged too, so that pruning
+# (--prune) removes earlier builds but keeps this one and its dependency layer.
 build_image() {
   local log=$cache_dir/build.log
   note "podman build --pull=never --format docker -f Dockerfile . (output in $log)"
-  if ! podman build --pull=never --format docker "${ca_mount[@]}" -t "$image" \
-    -f "$root/Dockerfile" "$root" >"$log" 2>&1; then
+  if ! podman build --pull=never --format docker "${ca_mount[@]}" --target builder \
+    -t "$builder_image" -f "$root/Dockerfile" "$root" >"$log" 2>&1 ||
+    ! podman build --pull=never --format docker "${ca_mount[@]}" -t "$image" \
+      -f "$root/Dockerfile" "$root" >>"$log" 2>&1; then
     tail -n 40 "$log"
     return 1
   fi

@@ -7,19 +7,24 @@
 #   tests/container/run.sh              stand-ins (when missing), build, image and compose checks
 #   tests/container/run.sh --no-build   reuse the image built last time (calltrail:test)
 #   tests/container/run.sh --image-only skip the compose checks
+#   tests/container/run.sh --prune      then remove dangling images (earlier builds; the
+#                                       base images and the last build stay)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache_dir=${XDG_CACHE_HOME:-$HOME/.cache}/calltrail-container-test
 image=localhost/calltrail:test
+builder_image=localhost/calltrail:test-builder
 build=1
 compose_checks=1
+prune=0
 for arg in "$@"; do
   case $arg in
     --no-build) build=0 ;;
     --image-only) compose_checks=0 ;;
-    *) echo "usage: $0 [--no-build] [--image-only]" >&2; exit 2 ;;
+    --prune) prune=1 ;;
+    *) echo "usage: $0 [--no-build] [--image-only] [--prune]" >&2; exit 2 ;;
   esac
 done
 
@@ -65,6 +70,13 @@ if [ "$compose_checks" = 1 ]; then
   step "docker-compose.yml (podman-compose)"
   ensure_podman_compose
   compose_checks
+fi
+
+if [ "$prune" = 1 ]; then
+  run_cleanups
+  cleanups=()
+  step "prune"
+  note "$(podman image prune -f | grep -c . || true) dangling image(s) removed"
 fi
 
 step "timings"
