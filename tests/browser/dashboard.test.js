@@ -1,7 +1,7 @@
 // The dashboard as a person sees it, in headless Chromium (docs/development.md#browser-tests).
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -137,7 +137,7 @@ test('overview: an empty range says so', async () => {
   assert.deepEqual(takeConsoleErrors(), []);
 });
 
-test('calls: a filter narrows the list', async () => {
+test('calls: a filter narrows the list, and the export follows it', async () => {
   await page.goto(`${app.base}/dashboard#/calls`);
   await ready('calls');
   assert.equal(await page.locator('#calls tbody tr').count(), 10);
@@ -149,6 +149,13 @@ test('calls: a filter narrows the list', async () => {
   const outcomes = await page.$$eval('#calls tbody .badge', (b) => b.map((x) => x.dataset.outcome));
   assert.deepEqual(outcomes, ['busy', 'busy']);
   assert.match(page.url(), /outcome=busy/);
+  // The export is the same filter, as a file.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  assert.equal(download.suggestedFilename(), 'calls.csv');
+  const rows = readFileSync(await download.path(), 'utf8').trim().split('\n');
+  assert.equal(rows.length, 3, rows.join('\n'));
+  assert.ok(rows[0].startsWith('conversation_id,state,status,outcome'));
+  assert.ok(rows.slice(1).every((r) => r.split(',')[3] === 'busy'), rows.join('\n'));
   assert.deepEqual(takeConsoleErrors(), []);
 });
 

@@ -72,7 +72,7 @@ export function stackedBars(buckets, size) {
   if (buckets.length) {
     const first = buckets[0].start.slice(0, 10);
     const last = buckets[buckets.length - 1].start.slice(0, 10);
-    svg.append(s('text', { x: left, y: H - 6 }, first === last ? first : `${first} – ${last}`));
+    svg.append(s('text', { class: 'range', x: left, y: H - 6 }, first === last ? first : `${first} – ${last}`));
   }
   return svg;
 }

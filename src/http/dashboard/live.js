@@ -12,7 +12,9 @@ export async function render(root, ctx) {
   const tz = currentZone();
   const first = await get('deliveries', new URLSearchParams({ limit: '1' }));
   // Everything received after the newest delivery seen when the page opened is new.
-  let seen = first.data[0] ? { at: first.data[0].received_at, id: first.data[0].id } : null;
+  let since = first.data[0] ? first.data[0].received_at : null;
+  // Deliveries already shown (or there before the page opened), by id: `since` is inclusive.
+  const seen = new Set(first.data.map((d) => d.id));
   const status = h('div', { class: 'status-line', id: 'live-status' }, `Watching for new notifications (every ${POLL_MS / 1000} s)…`);
   const placeholder = empty('No new call outcomes yet. They appear here as notifications arrive.');
   const feed = h('ol', { class: 'feed', id: 'live-feed' });
@@ -23,10 +25,15 @@ export async function render(root, ctx) {
   const tick = async () => {
     try {
       const query = new URLSearchParams({ limit: '200', result: 'accepted' });
-      if (seen) query.set('since', seen.at);
+      if (since) query.set('since', since);
       const page = await get('deliveries', query);
-      const fresh = page.data.filter((d) => !seen || d.received_at > seen.at || (d.received_at === seen.at && d.id > seen.id));
-      if (fresh.length) seen = { at: fresh[0].received_at, id: fresh[0].id };
+      const fresh = page.data.filter((d) => !seen.has(d.id));
+      if (fresh.length) {
+        // Newest first: the first one's time is where the next poll starts.
+        since = fresh[0].received_at;
+        seen.clear();
+        for (const d of page.data) if (d.received_at === since) seen.add(d.id);
+      }
       const ids = [...new Set(fresh.map((d) => d.conversation_id).filter(Boolean))].slice(0, 20);
       const calls = await Promise.all(ids.map((id) => get(`calls/${encodeURIComponent(id)}`).catch(() => null)));
       for (const call of calls.filter(Boolean).reverse()) {

@@ -98,7 +98,11 @@ export async function render(root, ctx) {
   withBuckets.set('tz', tz);
   const failedOnly = new URLSearchParams(filters);
   failedOnly.append('state', 'failed');
-  const [stats, failed] = await Promise.all([get('stats', withBuckets), get('stats', failedOnly)]);
+  // The bucketed statistics take longest: the failure reasons and their SIP codes are read
+  // meanwhile.
+  const bucketed = get('stats', withBuckets);
+  bucketed.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  const failed = await get('stats', failedOnly);
   const reasons = Object.entries(failed.by_reason_code).sort((a, b) => b[1] - a[1]).slice(0, 6);
   // The SIP code of each reason, from its latest call (a reason code and a SIP code go together).
   const sips = await Promise.all(reasons.map(async ([code]) => {
@@ -109,6 +113,7 @@ export async function render(root, ctx) {
     const c = page.data[0];
     return c && c.sip_code ? `${c.sip_code} ${c.sip_reason || ''}`.trim() : null;
   }));
+  const stats = await bucketed;
 
   const callsLink = new URLSearchParams({ since: range.since, until: range.until });
   for (const k of ['outcome', 'campaign']) if (params.get(k)) callsLink.set(k, params.get(k));
