@@ -41,6 +41,8 @@ pub struct Aggregates {
 /// Bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketSize {
+    /// Quarter hours, the store's own slots.
+    QuarterHour,
     Hour,
     Day,
 }
@@ -65,6 +67,8 @@ pub struct Stats {
     /// Outcome `machine` / calls with an `amd_result`; null when none has one.
     pub machine_rate: Option<f64>,
     pub duration_s: DurationStats,
+    /// Calls with a duration, per duration range; every range is present.
+    pub duration_histogram: Vec<DurationBin>,
     /// One per bucket of the range, empty ones included; only when `bucket` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -83,6 +87,18 @@ pub struct DurationStats {
     /// Longest, in whole seconds.
     pub max: Option<i64>,
 }
+
+/// Calls whose `duration_s` is in `[min_s, max_s)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DurationBin {
+    pub min_s: i64,
+    /// Exclusive; null for the last, open-ended range.
+    pub max_s: Option<i64>,
+    pub calls: i64,
+}
+
+/// Where the duration ranges start, in seconds.
+const DURATION_BIN_STARTS: [i64; 8] = [0, 10, 30, 60, 120, 300, 600, 1800];
 
 /// Calls whose `occurred_at` falls in `[start, next bucket's start)`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -144,6 +160,7 @@ pub fn compute(aggregates: &Aggregates, buckets: Option<BucketSpec>) -> Stats {
         human_rate: rate(human, with_amd),
         machine_rate: rate(machine, with_amd),
         duration_s: durations(&aggregates.durations),
+        duration_histogram: duration_histogram(&aggregates.durations),
         buckets: buckets.map(|spec| bucketize(&aggregates.slots, spec)),
     }
 }
@@ -195,6 +212,26 @@ fn durations(histogram: &[(i64, i64)]) -> DurationStats {
     }
 }
 
+/// The calls per duration range of [`DURATION_BIN_STARTS`].
+fn duration_histogram(histogram: &[(i64, i64)]) -> Vec<DurationBin> {
+    let mut bins: Vec<DurationBin> = DURATION_BIN_STARTS
+        .iter()
+        .enumerate()
+        .map(|(i, &min_s)| DurationBin {
+            min_s,
+            max_s: DURATION_BIN_STARTS.get(i + 1).copied(),
+            calls: 0,
+        })
+        .collect();
+    for &(seconds, calls) in histogram {
+        let index = DURATION_BIN_STARTS.partition_point(|&start| start <= seconds);
+        if let Some(bin) = index.checked_sub(1).and_then(|i| bins.get_mut(i)) {
+            bin.calls += calls;
+        }
+    }
+    bins
+}
+
 /// Bucket start instants covering `[from, until)` in the zone's calendar.
 pub fn bucket_starts(spec: BucketSpec) -> Result<Vec<DateTime<Utc>>, String> {
     let mut starts = Vec::new();
@@ -240,6 +277,12 @@ fn bucketize(slots: &[(i64, Outcome, i64)], spec: BucketSpec) -> Vec<Bucket> {
 fn floor_to_bucket(at: DateTime<Utc>, size: BucketSize, tz: Tz) -> DateTime<Utc> {
     let local = at.with_timezone(&tz);
     match size {
+        BucketSize::QuarterHour => {
+            // Every zone's offset is a whole number of quarter hours.
+            let into_quarter = Duration::seconds(at.timestamp().rem_euclid(SLOT_SECONDS))
+                + Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+            at - into_quarter
+        }
         BucketSize::Hour => {
             // Local hours start where the local minute and second are zero; stepping back
             // in absolute time keeps DST's repeated hour as two buckets.
@@ -253,6 +296,7 @@ fn floor_to_bucket(at: DateTime<Utc>, size: BucketSize, tz: Tz) -> DateTime<Utc>
 
 fn next_bucket(start: DateTime<Utc>, size: BucketSize, tz: Tz) -> DateTime<Utc> {
     match size {
+        BucketSize::QuarterHour => start + Duration::seconds(SLOT_SECONDS),
         BucketSize::Hour => start + Duration::hours(1),
         BucketSize::Day => {
             let day = start.with_timezone(&tz).date_naive();
@@ -270,5 +314,52 @@ fn start_of_day(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
             return at.with_timezone(&Utc);
         }
         time += Duration::minutes(15);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarter_hours_follow_the_clock_in_a_zone_offset_by_45_minutes() {
+        let spec = BucketSpec {
+            size: BucketSize::QuarterHour,
+            tz: chrono_tz::Asia::Kathmandu,
+            from: "2026-03-01T10:07:00Z".parse().unwrap(),
+            until: "2026-03-01T10:40:00Z".parse().unwrap(),
+        };
+        let slots = [(spec.from.timestamp() / SLOT_SECONDS, Outcome::Human, 2)];
+        let buckets = bucketize(&slots, spec);
+        let starts: Vec<String> = buckets.iter().map(|b| b.start.to_rfc3339()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-03-01T15:45:00+05:45",
+                "2026-03-01T16:00:00+05:45",
+                "2026-03-01T16:15:00+05:45",
+            ]
+        );
+        assert_eq!(buckets[0].calls, 2);
+    }
+
+    #[test]
+    fn durations_fall_in_their_range_and_every_range_is_listed() {
+        let bins = duration_histogram(&[(0, 2), (9, 1), (10, 4), (59, 1), (1800, 3), (7200, 1)]);
+        let counted: Vec<(i64, Option<i64>, i64)> =
+            bins.iter().map(|b| (b.min_s, b.max_s, b.calls)).collect();
+        assert_eq!(
+            counted,
+            [
+                (0, Some(10), 3),
+                (10, Some(30), 4),
+                (30, Some(60), 1),
+                (60, Some(120), 0),
+                (120, Some(300), 0),
+                (300, Some(600), 0),
+                (600, Some(1800), 0),
+                (1800, None, 4),
+            ]
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod calls;
+mod dashboard;
 mod deliveries;
 mod dialouts;
 pub mod error;
@@ -83,6 +84,7 @@ fn routes(api_keys: Secrets) -> OpenApiRouter<AppState> {
     let routes = notify::router()
         .merge(health::router())
         .merge(openapi::router())
+        .merge(dashboard::router())
         .into_router();
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes)

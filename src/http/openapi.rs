@@ -75,6 +75,7 @@ impl Routes {
         (name = "dialouts", description = "Calls placed through the voice gateway, each correlated with its call."),
         (name = "operations", description = "Liveness and readiness."),
         (name = "reference", description = "This document and its browsable page."),
+        (name = "dashboard", description = "The dashboard: pages served to a browser, which call `/v1`."),
     ),
     components(
         schemas(super::error::Problem),

@@ -46,7 +46,7 @@ pub const DIALOUT_FILTERS: &[&str] = &[
 pub const METADATA_FILTER: &str = "metadata.{key}";
 
 /// The filters of `/v1/deliveries`.
-pub const DELIVERY_FILTERS: &[&str] = &["result", "since", "until"];
+pub const DELIVERY_FILTERS: &[&str] = &["result", "since", "until", "conversation_id"];
 
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -292,6 +292,7 @@ impl Params {
             )?,
             since: self.instant("since", chrono_tz::UTC)?,
             until: self.instant("until", chrono_tz::UTC)?,
+            conversation_id: self.single("conversation_id")?.map(str::to_owned),
         })
     }
 

@@ -21,7 +21,7 @@ pub fn router() -> Routes {
 /// Statistics over the calls matching the filters.
 ///
 /// Counts by state, outcome, AMD result and reason code; answer, human and machine rates;
-/// duration figures; and, with `bucket`, the calls per hour or day in `tz`.
+/// duration figures; and, with `bucket`, the calls per quarter hour, hour or day in `tz`.
 #[utoipa::path(
     get,
     path = "/stats",
@@ -50,9 +50,14 @@ async fn show(
     let filter = params.call_filter(tz)?;
     let size = match params.single("bucket")? {
         None => None,
+        Some("quarter_hour") => Some(BucketSize::QuarterHour),
         Some("hour") => Some(BucketSize::Hour),
         Some("day") => Some(BucketSize::Day),
-        Some(other) => return Err(bad_bucket(format!("`{other}` is not one of hour, day"))),
+        Some(other) => {
+            return Err(bad_bucket(format!(
+                "`{other}` is not one of quarter_hour, hour, day"
+            )));
+        }
     };
     readiness.check()?;
     let aggregates = store.aggregates(&filter, size.is_some()).await?;

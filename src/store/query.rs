@@ -38,6 +38,8 @@ pub struct DeliveryFilter {
     pub since: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `received_at`.
     pub until: Option<DateTime<Utc>>,
+    /// Deliveries of this call only (no index: read with a `since`, see docs/api.md#deliveries).
+    pub conversation_id: Option<String>,
 }
 
 /// Where a page of calls ends: the last call's sort key.
@@ -563,6 +565,10 @@ pub fn list_deliveries(
     if let Some(until) = filter.until {
         let p = sql.bind(Arg::Time(until));
         sql.push(&format!(" and received_at < {p}"));
+    }
+    if let Some(conversation_id) = &filter.conversation_id {
+        let p = sql.bind(Arg::Text(conversation_id.clone()));
+        sql.push(&format!(" and conversation_id = {p}"));
     }
     if let Some(cursor) = after {
         let at = sql.bind(Arg::Time(cursor.received_at));

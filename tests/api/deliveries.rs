@@ -93,6 +93,22 @@ async fn the_log_lists_every_delivery_newest_first(backend: Backend) {
         serde_json::from_str::<Value>(&sample).unwrap()
     );
     assert_eq!(accepted["event_id"], all["data"][3]["event_id"]);
+    let of_the_call = json_of(
+        &app,
+        "/v1/deliveries?conversation_id=29e2d933-527e-429c-95b9-ba4f7c7bxxxx&since=2020-01-01",
+    )
+    .await;
+    let results: Vec<&str> = of_the_call["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["duplicate", "accepted"],
+        "only the call's, duplicates too"
+    );
     assert_problem(app.get("/v1/deliveries/999").await, 404).await;
     app.stop().await;
 }

@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod batching;
 mod calls;
+mod dashboard;
 mod database_down;
 mod deliveries;
 mod dialouts;

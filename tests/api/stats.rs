@@ -137,6 +137,16 @@ async fn figures_match_independent_counts(backend: Backend) {
             *durations.last().unwrap(),
             "{query}"
         );
+        let histogram = got["duration_histogram"].as_array().expect("a histogram");
+        for bin in histogram {
+            let (min, max) = (bin["min_s"].as_i64().unwrap(), bin["max_s"].as_i64());
+            let expected = durations
+                .iter()
+                .filter(|d| **d >= min && max.is_none_or(|max| **d < max))
+                .count();
+            assert_eq!(bin["calls"], expected, "{query}: {bin}");
+        }
+        assert_eq!(histogram.last().unwrap()["max_s"], Value::Null);
         assert!(got.get("buckets").is_none());
     }
     let empty = stats(&app, "outcome=no_answer&state=completed").await;

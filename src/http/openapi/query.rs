@@ -162,9 +162,9 @@ impl IntoParams for StatsOptions {
         vec![
             param(
                 "bucket",
-                "Adds `buckets`: one per hour or day of the range (`since`–`until`, else the calls' own \
+                "Adds `buckets`: one per quarter hour, hour or day of the range (`since`–`until`, else the calls' own \
                  span), empty ones included.",
-                one_of(["hour", "day"]),
+                one_of(["quarter_hour", "hour", "day"]),
             )
             .build(),
             param(
@@ -211,6 +211,14 @@ impl IntoParams for DeliveryFilters {
                 "until",
                 "Deliveries received before this instant (exclusive), in the same forms as `since`.",
                 instant(),
+            )
+            .build(),
+            param(
+                "conversation_id",
+                "Deliveries whose body named this `conversationId` (duplicates included). The log \
+                 has no index by call: give `since` (e.g. the call's `first_seen_at`) to keep the \
+                 read short.",
+                string(),
             )
             .build(),
         ]
