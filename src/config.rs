@@ -20,7 +20,7 @@ const MAX_BATCH: usize = 4096;
 /// The longest `notify.batch_wait_ms`: every request of a batch waits this long.
 const MAX_BATCH_WAIT_MS: u64 = 1000;
 /// The most `notify.writers`: each holds a database connection while it writes.
-pub const MAX_WRITERS: usize = 16;
+pub const MAX_WRITERS: usize = crate::store::MAX_WRITERS;
 
 /// Everything calltrail can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]

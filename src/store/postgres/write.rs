@@ -15,7 +15,7 @@ use super::PgStore;
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Event, Notification};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
-use crate::store::query::CALL_COLUMNS;
+use crate::store::columns::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{
     CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column,
@@ -575,7 +575,7 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
 /// from what the rows held before to what they hold now.
-pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
+pub(in crate::store) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
     // One statement: `old` reads the snapshot the statement started with, before the
     // upsert's changes. One primary-key look-up per call, as in `refold_calls`: callers
     // write in `PgStore::begin_write`'s transactions, whose plans scan no table whole.

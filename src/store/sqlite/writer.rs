@@ -49,10 +49,11 @@ use super::write::{
     CALLS_ON_CONFLICT, DAY_DURATIONS_ON_CONFLICT, INSERT_CALLS, INSERT_DAY_DURATIONS,
     INSERT_SLOT_COUNTS, SLOT_COUNTS_ON_CONFLICT,
 };
-use super::{BUSY_TIMEOUT, INSERT_DELIVERY, INSERT_EVENT, utc_text};
+use super::{BUSY_TIMEOUT, utc_text};
 use crate::call::Call;
 use crate::notification::{Notification, Rejection};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
+use crate::store::columns::{DELIVERY_COLUMN_LIST, EVENT_FIELD_LIST, EVENT_FIELDS};
 use crate::store::rollup::Deltas;
 use crate::store::rows::{EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column};
 use crate::store::{Committed, NewDelivery, Recorded, Result, StoreError};
@@ -469,7 +470,7 @@ fn record_batch(db: &mut Connection, items: &[Item]) -> Result<Vec<Recorded>> {
     let outcomes = plan.outcomes()?;
     let mut delivery_ids = Vec::with_capacity(pending.len());
     {
-        let mut insert = tx.prepare_cached(INSERT_DELIVERY)?;
+        let mut insert = tx.prepare_cached(&INSERT_DELIVERY)?;
         for (item, outcome) in pending.iter().zip(&outcomes) {
             let errors = outcome.errors.map(|errors| json(&errors.0)).transpose()?;
             let id: i64 = insert.query_row(
@@ -498,12 +499,33 @@ fn record_batch(db: &mut Connection, items: &[Item]) -> Result<Vec<Recorded>> {
     Ok(recorded(&outcomes, &delivery_ids))
 }
 
+/// Inserts an event unless the same content is stored for its call, returning its id (no
+/// row if it is stored).
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into events ({EVENT_FIELDS}) values ({})
+         on conflict (conversation_id, content_hash) do nothing
+         returning id",
+        params(EVENT_FIELD_LIST.len())
+    )
+});
+
+/// Inserts a delivery, returning its id.
+static INSERT_DELIVERY: LazyLock<String> = LazyLock::new(|| {
+    let columns = &DELIVERY_COLUMN_LIST[1..];
+    format!(
+        "insert into deliveries ({}) values ({}) returning id",
+        columns.join(", "),
+        params(columns.len())
+    )
+});
+
 /// Inserts the events whose content is not stored yet; returns those it stored.
 fn insert_events(
     tx: &Transaction<'_>,
     events: &[(&Notification, DateTime<Utc>)],
 ) -> Result<Vec<EventKey>> {
-    let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+    let mut insert = tx.prepare_cached(&INSERT_EVENT)?;
     let mut stored = Vec::with_capacity(events.len());
     for (notification, received_at) in events {
         let event = &notification.event;
