@@ -43,7 +43,9 @@ impl Application {
             store.clone(),
             Format::Kore,
             settings.notify.normalize_settings(),
-            settings.notify.group_commit_settings(&store),
+            settings
+                .notify
+                .group_commit_settings(crate::ingest::default_writers(&store)),
         );
         let state = AppState {
             ingest,

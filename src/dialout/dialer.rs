@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::DialoutSettings;
 use super::client::{GatewayClient, GatewayResult};
 use super::{Dialout, DialoutRequest, DialoutState};
-use crate::config::DialoutSettings;
 use crate::store::dialouts::{DialoutFinish, Inserted, NewDialout};
 use crate::store::{Store, StoreError};
 

@@ -10,12 +10,14 @@ pub mod dialer;
 pub mod jwt;
 pub mod request;
 pub mod rules;
+mod settings;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use dialer::{DialError, Dialer, Placed};
 pub use request::{DialoutRequest, Timers};
+pub use settings::DialoutSettings;
 
 /// Which of the gateway's dial-out APIs to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::columns::DIALOUT_COLUMNS;
-use super::query::{self, Page};
+use super::page::{Page, page_of};
 use super::sql::{Arg, Dialect, Sql};
 use super::{Result, Store, StoreError};
 use crate::dialout::{Dialout, DialoutLink, DialoutRequest, DialoutState, Timers};
@@ -397,7 +397,7 @@ impl Store {
             .into_iter()
             .map(Dialout::try_from)
             .collect::<Result<Vec<_>>>()?;
-        Ok(query::page_of(items, limit, cursor))
+        Ok(page_of(items, limit, cursor))
     }
 
     /// Sets each call's `dialout`: the dial-out whose `callId` (else `sid`) is the call's

@@ -9,6 +9,7 @@ pub mod columns;
 mod db;
 pub mod dialouts;
 mod error;
+mod page;
 mod postgres;
 pub mod query;
 mod reads;

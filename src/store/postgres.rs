@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgExecutor, PgPool, PgPoolOptions};
 use super::statistics;
 use super::{Result, StoreError};
 
+mod statements;
 mod write;
 
 pub(super) use write::upsert_calls;

@@ -1,5 +1,5 @@
-//! Writing call records and their counts through the pool (the single-delivery and
-//! reprocessing paths), and the SQL of those writes that the group-commit writer
+//! Writing call records and their counts through the pool (the reprocessing path, through
+//! `store::db`), and the SQL of those writes that the group-commit writer
 //! ([`super::writer`]) prepares one row at a time.
 
 use chrono::Utc;
