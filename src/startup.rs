@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::dialout::Dialer;
+use crate::dialer::Dialer;
 use crate::http::auth::Secrets;
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;

@@ -71,9 +71,51 @@ pub fn delivery_cursor(delivery: &super::Delivery) -> DeliveryCursor {
     }
 }
 
+/// Appends ` and …` for the filter's conditions on the dimensions the statistics tables
+/// keep too (state, outcome, AMD result, reason code); `no_amd_result` is the condition
+/// matching a call without an AMD result.
+pub(super) fn push_dimension_conditions(sql: &mut Sql, filter: &CallFilter, no_amd_result: &str) {
+    if !filter.states.is_empty() {
+        sql.push_in(
+            "state",
+            filter.states.iter().map(|s| Arg::Text(s.as_str().into())),
+        );
+    }
+    if !filter.outcomes.is_empty() {
+        sql.push_in(
+            "outcome",
+            filter.outcomes.iter().map(|o| Arg::Text(o.as_str().into())),
+        );
+    }
+    if !filter.amd_results.is_empty() {
+        let known: Vec<Arg> = filter
+            .amd_results
+            .iter()
+            .flatten()
+            .map(|r| Arg::Text(r.as_str().into()))
+            .collect();
+        let none = filter.amd_results.contains(&None);
+        let placeholders: Vec<String> = known.into_iter().map(|a| sql.bind(a)).collect();
+        let mut alternatives = Vec::new();
+        if !placeholders.is_empty() {
+            alternatives.push(format!("amd_result in ({})", placeholders.join(", ")));
+        }
+        if none {
+            alternatives.push(no_amd_result.to_owned());
+        }
+        sql.push(&format!(" and ({})", alternatives.join(" or ")));
+    }
+    if !filter.reason_codes.is_empty() {
+        sql.push_in(
+            "reason_code",
+            filter.reason_codes.iter().map(|r| Arg::Text(r.clone())),
+        );
+    }
+}
+
 /// Appends ` and …` for every condition of `filter`.
 pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
-    super::statistics::push_dimension_conditions(sql, filter, "amd_result is null");
+    push_dimension_conditions(sql, filter, "amd_result is null");
     if !filter.sip_codes.is_empty() {
         sql.push_in(
             "sip_code",

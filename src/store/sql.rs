@@ -1,6 +1,6 @@
 //! The one SQL builder of every statement that is not a batch writer's: text with numbered
 //! placeholders in the backend's style, and the values bound to them. The backend binds the
-//! [`Arg`]s (see [`super::db`]), encoding times and JSON its own way.
+//! [`Arg`]s (see `store/db.rs`), encoding times and JSON its own way.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
