@@ -140,6 +140,22 @@ impl Db<'_> {
             Db::Postgres(pool) => Tx::Postgres(pool.begin_with(postgres::BEGIN_WRITE).await?),
         })
     }
+
+    /// A write transaction that keeps every other writer of calls out until it ends
+    /// (SQLite's `begin immediate` excludes every writer; PostgreSQL locks `calls` in a mode
+    /// that excludes itself and every write).
+    pub async fn begin_exclusive_of_calls(self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(_) => self.begin_write().await?,
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("lock table calls in share row exclusive mode")
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
 }
 
 impl Tx {

@@ -13,6 +13,7 @@ mod page;
 mod postgres;
 pub mod query;
 mod reads;
+mod recount;
 mod reprocess;
 mod rollup;
 mod rows;
@@ -137,9 +138,10 @@ impl Store {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
+            Store::Sqlite(s) => s.migrate().await?,
+            Store::Postgres(s) => s.migrate().await?,
         }
+        self.count_calls_if_uncounted().await
     }
 
     /// Answers when the database does.

@@ -10,7 +10,6 @@ use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgExecutor, PgPool, PgPoolOptions};
 
-use super::statistics;
 use super::{Result, StoreError};
 
 mod statements;
@@ -78,38 +77,6 @@ impl PgStore {
     #[tracing::instrument(name = "postgres.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
-        self.count_calls_if_uncounted().await
-    }
-
-    /// Refills the statistics tables from `calls` when they do not count every call (see
-    /// [`statistics::COUNTS_WRONG`]), in one transaction.
-    async fn count_calls_if_uncounted(&self) -> Result<()> {
-        let wrong: bool = sqlx::query_scalar(statistics::COUNTS_WRONG)
-            .fetch_one(&self.pool)
-            .await?;
-        if !wrong {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
-        // Self-exclusive, and excludes writers of calls: one instance counts, the others
-        // (and any write) wait, then find the counts there.
-        sqlx::query("lock table calls in share row exclusive mode")
-            .execute(&mut *tx)
-            .await?;
-        let wrong: bool = sqlx::query_scalar(statistics::COUNTS_WRONG)
-            .fetch_one(&mut *tx)
-            .await?;
-        if wrong {
-            for statement in statistics::rebuild_counts(super::sql::Dialect::Postgres) {
-                sqlx::query(&statement).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "refilled the statistics tables from the stored calls"
-            );
-        }
         Ok(())
     }
 

@@ -13,7 +13,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::statistics;
 use super::{Committed, Pending, Result, StoreError};
 
 mod write;
@@ -79,33 +78,6 @@ impl SqliteStore {
     #[tracing::instrument(name = "sqlite.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
-        self.count_calls_if_uncounted().await
-    }
-
-    /// Refills the statistics tables from `calls` when they do not count every call (see
-    /// [`statistics::COUNTS_WRONG`]), in one transaction.
-    async fn count_calls_if_uncounted(&self) -> Result<()> {
-        let wrong: bool = sqlx::query_scalar(statistics::COUNTS_WRONG)
-            .fetch_one(&self.pool)
-            .await?;
-        if !wrong {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let mut tx = self.pool.begin_with("begin immediate").await?;
-        let wrong: bool = sqlx::query_scalar(statistics::COUNTS_WRONG)
-            .fetch_one(&mut *tx)
-            .await?;
-        if wrong {
-            for statement in statistics::rebuild_counts(super::sql::Dialect::Sqlite) {
-                sqlx::query(&statement).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "refilled the statistics tables from the stored calls"
-            );
-        }
         Ok(())
     }
 
