@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::ingest::GroupCommitSettings;
+pub use crate::dialout::DialoutSettings;
+use crate::ingest::{self, GroupCommitSettings};
 use crate::notification::{DateOrder, NormalizeSettings};
-use crate::store::Store;
+pub use crate::telemetry::{LogFormat, LogSettings};
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "calltrail.toml";
@@ -20,7 +21,7 @@ const MAX_BATCH: usize = 4096;
 /// The longest `notify.batch_wait_ms`: every request of a batch waits this long.
 const MAX_BATCH_WAIT_MS: u64 = 1000;
 /// The most `notify.writers`: each holds a database connection while it writes.
-pub const MAX_WRITERS: usize = 16;
+pub const MAX_WRITERS: usize = ingest::MAX_WRITERS;
 
 /// Everything calltrail can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -119,20 +120,14 @@ impl NotifySettings {
         }
     }
 
-    /// How the group-commit writers batch, on `store`. Unless `notify.writers` says
-    /// otherwise: two writers on PostgreSQL, where one batch is worked on while the other
-    /// commits; one on SQLite, which admits one writer at a time, so that a second one
-    /// only waits for the lock (README, "Ingest throughput").
-    pub fn group_commit_settings(&self, store: &Store) -> GroupCommitSettings {
-        let writers = self.writers.unwrap_or(match store {
-            Store::Postgres(_) => 2,
-            Store::Sqlite(_) => 1,
-        });
+    /// How the group-commit writers batch; `default_writers` unless `notify.writers` says
+    /// otherwise (see [`ingest::default_writers`]).
+    pub fn group_commit_settings(&self, default_writers: usize) -> GroupCommitSettings {
         GroupCommitSettings {
             queue_capacity: self.queue_capacity,
             batch_max: self.batch_max,
             batch_wait: Duration::from_millis(self.batch_wait_ms),
-            writers,
+            writers: self.writers.unwrap_or(default_writers),
         }
     }
 }
@@ -142,137 +137,6 @@ impl NotifySettings {
 pub struct ApiSettings {
     /// Accepted API keys for `/v1/*`; empty means the API is open.
     pub keys: Vec<String>,
-}
-
-/// Placing dial-outs through the voice gateway (`POST /v1/dialouts`); off while `base_url`
-/// is empty.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DialoutSettings {
-    /// The gateway's host, e.g. `https://platform.kore.ai`; empty turns dial-outs off.
-    pub base_url: String,
-    /// Which dial-out API to call: `v1` (bot id in the path) or `v2` (bot id in the body).
-    #[serde(deserialize_with = "deserialize_api_version")]
-    pub api_version: crate::dialout::ApiVersion,
-    /// The bot (or stream) id.
-    pub bot_id: String,
-    /// The app's client id: the JWT's `appId`.
-    pub client_id: String,
-    /// The app's client secret, which signs the JWT. Never logged.
-    pub client_secret: crate::dialout::Secret,
-    /// calltrail's own base URL as the gateway reaches it; `notifyurl` is
-    /// `{public_url}/notify/{token}`. Empty: `http://` and the address calltrail listens on
-    /// (only allowed when that is a specific address, not `0.0.0.0`).
-    pub public_url: String,
-    /// How long one request to the gateway may take.
-    pub timeout_ms: u64,
-    /// How many times a network error or a 5xx answer is retried (0–10).
-    pub retries: u32,
-    /// The wait before the first retry; it doubles for each next one.
-    pub retry_backoff_ms: u64,
-}
-
-impl Default for DialoutSettings {
-    fn default() -> Self {
-        Self {
-            base_url: String::new(),
-            api_version: crate::dialout::ApiVersion::V1,
-            bot_id: String::new(),
-            client_id: String::new(),
-            client_secret: crate::dialout::Secret::default(),
-            public_url: String::new(),
-            timeout_ms: 10_000,
-            retries: 2,
-            retry_backoff_ms: 250,
-        }
-    }
-}
-
-impl DialoutSettings {
-    /// True when dial-outs are configured.
-    pub fn enabled(&self) -> bool {
-        !self.base_url.trim().is_empty()
-    }
-
-    /// Checks the section: with `base_url` set, every other key it needs must be set too.
-    fn validate(&self, bind: SocketAddr) -> Result<(), ConfigError> {
-        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
-        if self.timeout_ms == 0 {
-            return invalid("dialout.timeout_ms", "must be at least 1".into());
-        }
-        if self.retries > 10 {
-            return invalid("dialout.retries", "must be at most 10".into());
-        }
-        if self.retry_backoff_ms > 60_000 {
-            return invalid("dialout.retry_backoff_ms", "must be at most 60000".into());
-        }
-        if !self.enabled() {
-            return Ok(());
-        }
-        let is_http = |url: &str| {
-            reqwest::Url::parse(url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        };
-        if !is_http(&self.base_url) {
-            return invalid(
-                "dialout.base_url",
-                format!("`{}` is not an http(s) URL", self.base_url),
-            );
-        }
-        if self.public_url.trim().is_empty() {
-            if bind.ip().is_unspecified() {
-                return invalid(
-                    "dialout.public_url",
-                    format!(
-                        "must be set (calltrail's URL as the gateway reaches it) while server.bind is {bind}"
-                    ),
-                );
-            }
-        } else if !is_http(&self.public_url) {
-            return invalid(
-                "dialout.public_url",
-                format!(
-                    "`{}` is not an http(s) URL (calltrail's URL as the gateway reaches it)",
-                    self.public_url
-                ),
-            );
-        }
-        for (key, value) in [
-            ("dialout.bot_id", self.bot_id.as_str()),
-            ("dialout.client_id", self.client_id.as_str()),
-            ("dialout.client_secret", self.client_secret.expose()),
-        ] {
-            if value.trim().is_empty() {
-                return invalid(key, "must be set when dialout.base_url is set".into());
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogSettings {
-    #[serde(deserialize_with = "deserialize_log_format")]
-    pub format: LogFormat,
-    /// A `tracing` env-filter directive; `RUST_LOG` overrides it.
-    pub level: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Pretty,
-            level: "info".into(),
-        }
-    }
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Pretty,
-    Json,
 }
 
 /// A configuration that cannot be used, with the key at fault.
@@ -374,7 +238,9 @@ impl Settings {
         if self.api.keys.iter().any(|k| k.trim().is_empty()) {
             return invalid("api.keys", "keys must not be empty strings");
         }
-        self.dialout.validate(self.server.bind)?;
+        self.dialout
+            .validate(self.server.bind)
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", &format!("not a valid filter directive: {err}"));
         }
@@ -419,44 +285,26 @@ fn deserialize_date_order<'de, D: Deserializer<'de>>(
     }
 }
 
-fn deserialize_api_version<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<crate::dialout::ApiVersion, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    crate::dialout::ApiVersion::parse(&text)
-        .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is neither `v1` nor `v2`")))
-}
-
-fn deserialize_log_format<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<LogFormat, D::Error> {
-    match String::deserialize(deserializer)?
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "pretty" => Ok(LogFormat::Pretty),
-        "json" => Ok(LogFormat::Json),
-        other => Err(serde::de::Error::custom(format!(
-            "`{other}` is neither `pretty` nor `json`"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod dialout_tests {
     use super::*;
 
     #[tokio::test]
     async fn two_writers_on_postgres_one_on_sqlite_unless_configured() {
-        let postgres = Store::connect_lazy("postgres://calltrail@127.0.0.1:1/none", 1).unwrap();
-        let sqlite = Store::connect_lazy("sqlite://unused.db", 1).unwrap();
+        let postgres =
+            crate::store::Store::connect_lazy("postgres://calltrail@127.0.0.1:1/none", 1).unwrap();
+        let sqlite = crate::store::Store::connect_lazy("sqlite://unused.db", 1).unwrap();
+        let (postgres, sqlite) = (
+            ingest::default_writers(&postgres),
+            ingest::default_writers(&sqlite),
+        );
         let mut notify = NotifySettings::default();
 
-        assert_eq!(notify.group_commit_settings(&postgres).writers, 2);
-        assert_eq!(notify.group_commit_settings(&sqlite).writers, 1);
+        assert_eq!(notify.group_commit_settings(postgres).writers, 2);
+        assert_eq!(notify.group_commit_settings(sqlite).writers, 1);
         notify.writers = Some(3);
-        assert_eq!(notify.group_commit_settings(&postgres).writers, 3);
-        assert_eq!(notify.group_commit_settings(&sqlite).writers, 3);
+        assert_eq!(notify.group_commit_settings(postgres).writers, 3);
+        assert_eq!(notify.group_commit_settings(sqlite).writers, 3);
     }
 
     fn with_gateway() -> Settings {

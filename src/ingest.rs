@@ -14,6 +14,19 @@ pub use group_commit::{GroupCommitSettings, Writer};
 use crate::notification::{Format, NormalizeSettings, Notification, Rejection};
 use crate::store::{self, NewDelivery, Recorded, Store, StoreError};
 
+/// The most group-commit writers: each holds a database connection while it writes.
+pub use crate::store::MAX_WRITERS;
+
+/// How many group-commit writers `store` gets unless configured: two on PostgreSQL, where
+/// one batch is worked on while the other commits; one on SQLite, which admits one writer
+/// at a time, so that a second one only waits for the lock (docs/design.md).
+pub fn default_writers(store: &Store) -> usize {
+    match store {
+        Store::Postgres(_) => 2,
+        Store::Sqlite(_) => 1,
+    }
+}
+
 /// What became of one body.
 #[derive(Debug)]
 pub struct Ingested {

@@ -4,6 +4,7 @@
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod dialer;
 pub mod dialout;
 pub mod healthcheck;
 pub mod http;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::dialout::Dialer;
+use crate::dialer::Dialer;
 use crate::http::auth::Secrets;
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
@@ -43,7 +43,9 @@ impl Application {
             store.clone(),
             Format::Kore,
             settings.notify.normalize_settings(),
-            settings.notify.group_commit_settings(&store),
+            settings
+                .notify
+                .group_commit_settings(crate::ingest::default_writers(&store)),
         );
         let state = AppState {
             ingest,

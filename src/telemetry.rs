@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use serde::{Deserialize, Deserializer};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
 /// Does nothing if a subscriber is already installed (as in tests).
@@ -25,4 +25,45 @@ pub fn init(settings: &LogSettings) {
             .with_current_span(true)
             .try_init(),
     };
+}
+
+/// The `[log]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(deserialize_with = "deserialize_log_format")]
+    pub format: LogFormat,
+    /// A `tracing` env-filter directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn deserialize_log_format<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<LogFormat, D::Error> {
+    match String::deserialize(deserializer)?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "pretty" => Ok(LogFormat::Pretty),
+        "json" => Ok(LogFormat::Json),
+        other => Err(serde::de::Error::custom(format!(
+            "`{other}` is neither `pretty` nor `json`"
+        ))),
+    }
 }

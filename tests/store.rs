@@ -23,6 +23,7 @@ both_stores!(
     concurrent_events_of_one_call_all_reach_the_call_record,
     an_unknown_call_is_none,
     timestamps_round_trip_exactly,
+    the_schema_holds_exactly_the_columns_the_store_lists,
 );
 
 async fn records_a_notification_and_folds_its_call(backend: Backend) {
@@ -511,4 +512,60 @@ fn delivery_id(recorded: &Recorded) -> i64 {
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
     rfc3339.parse().unwrap()
+}
+
+/// The store reads and writes every table by the column lists of `store::columns`; a
+/// column added to a migration but not to its list (or the other way round) fails here, on
+/// each store.
+async fn the_schema_holds_exactly_the_columns_the_store_lists(backend: Backend) {
+    use calltrail::store::columns;
+    let Some(db) = TestDb::new(
+        backend,
+        "the_schema_holds_exactly_the_columns_the_store_lists",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = db.store().await;
+    store.close().await;
+    let mut calls = columns::CALL_COLUMN_LIST.to_vec();
+    calls.push(columns::CALL_BOOKKEEPING);
+    for (table, listed) in [
+        ("events", columns::EVENT_COLUMN_LIST.to_vec()),
+        ("calls", calls),
+        ("deliveries", columns::DELIVERY_COLUMN_LIST.to_vec()),
+        ("dialouts", columns::DIALOUT_COLUMN_LIST.to_vec()),
+    ] {
+        let mut in_schema = table_columns(&db, table).await;
+        let mut listed: Vec<String> = listed.iter().map(|c| c.to_string()).collect();
+        in_schema.sort();
+        listed.sort();
+        assert_eq!(in_schema, listed, "{table} on {backend:?}");
+    }
+}
+
+/// The columns of `table` as the database's catalog has them.
+async fn table_columns(db: &TestDb, table: &str) -> Vec<String> {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(
+                "select column_name::text from information_schema.columns
+                 where table_schema = current_schema() and table_name = $1",
+            )
+            .bind(table)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        }
+    }
 }

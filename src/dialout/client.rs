@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::DialoutSettings;
 use super::{ApiVersion, DialoutRequest, Secret, jwt};
-use crate::config::DialoutSettings;
 
 /// The most of a refusal's body kept.
 pub const MAX_KEPT_BODY: usize = 4096;

@@ -3,19 +3,20 @@
 //!
 //! [`request`] and [`rules`] are pure: what a dial-out request may hold, and the body the
 //! gateway is sent. [`jwt`] signs the gateway's `auth` header. [`client`] talks to the
-//! gateway; [`dialer`] ties the store and the client together for `POST /v1/dialouts`.
+//! gateway; the `dialer` module ties the store and the client together for
+//! `POST /v1/dialouts`.
 
 pub mod client;
-pub mod dialer;
 pub mod jwt;
 pub mod request;
 pub mod rules;
+mod settings;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use dialer::{DialError, Dialer, Placed};
 pub use request::{DialoutRequest, Timers};
+pub use settings::DialoutSettings;
 
 /// Which of the gateway's dial-out APIs to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

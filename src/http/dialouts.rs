@@ -18,8 +18,9 @@ use super::openapi::responses::{
 };
 use super::openapi::{Routes, schema};
 use super::params::{DIALOUT_FILTERS, Params, encode_cursor};
+use crate::dialer::{DialError, Dialer, Placed};
 use crate::dialout::request::{self, ParseError};
-use crate::dialout::{DialError, Dialer, Dialout, DialoutRequest, DialoutState, Placed};
+use crate::dialout::{Dialout, DialoutRequest, DialoutState};
 use crate::store::Store;
 use crate::store::query::Page;
 

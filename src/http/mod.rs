@@ -24,7 +24,7 @@ use axum::middleware;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::dialout::Dialer;
+use crate::dialer::Dialer;
 use crate::ingest::Ingest;
 use crate::reprocess::Reprocessor;
 use crate::store::Store;

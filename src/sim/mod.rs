@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod player;
 pub mod script;
 pub mod server;
+mod settings;
 pub mod time;
 pub mod validate;
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::faults;
 use super::outcome::SimOutcome;
 use super::script::{Expected, Script};
-use super::server::SimSettings;
+use super::settings::SimSettings;
 use super::validate::DialRequest;
 
 /// A dial-out the simulator took, ready to play.

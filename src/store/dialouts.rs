@@ -9,8 +9,10 @@ use serde_json::{Map, Value};
 use sqlx::FromRow;
 use sqlx::types::Json;
 
-use super::query::{Arg, Dialect, Sql};
-use super::{Result, StoreError};
+use super::columns::DIALOUT_COLUMNS;
+use super::page::{Page, page_of};
+use super::sql::{Arg, Dialect, Sql};
+use super::{Result, Store, StoreError};
 use crate::dialout::{Dialout, DialoutLink, DialoutRequest, DialoutState, Timers};
 use crate::notification::AmdMode;
 
@@ -77,11 +79,6 @@ pub struct DialoutCursor {
     pub requested_at: DateTime<Utc>,
     pub id: i64,
 }
-
-/// The columns [`DialoutRow`] reads, in order.
-pub const DIALOUT_COLUMNS: &str = "id, state, target, caller, trunk, metadata, timers, machine_detection, \
-     threshold_word_count, idempotency_key, request_hash, sid, call_id, attempts, gateway_status, gateway_body, \
-     error, requested_at, completed_at";
 
 /// One row of `dialouts`.
 #[derive(Debug, FromRow)]
@@ -285,14 +282,145 @@ pub fn cursor(dialout: &Dialout) -> DialoutCursor {
     }
 }
 
-/// The JSON a request's metadata is stored as.
-pub(super) fn metadata_column(request: &DialoutRequest) -> Option<Json<&Map<String, Value>>> {
-    request.metadata.as_ref().map(Json)
-}
+/// Dial-outs (`POST /v1/dialouts`) and their correlation with calls.
+impl Store {
+    /// Stores a pending dial-out before it is sent, or finds the one stored under the same
+    /// idempotency key (a unique constraint: concurrent requests with one key make one row).
+    #[tracing::instrument(name = "store.insert_dialout", skip_all)]
+    pub async fn insert_dialout(&self, new: &NewDialout<'_>) -> Result<Inserted> {
+        let db = self.db();
+        let request = new.request;
+        let mut sql = Sql::insert(
+            db.dialect(),
+            "dialouts",
+            &[
+                "state",
+                "target",
+                "caller",
+                "trunk",
+                "metadata",
+                "timers",
+                "machine_detection",
+                "threshold_word_count",
+                "idempotency_key",
+                "request_hash",
+                "requested_at",
+            ],
+            vec![
+                "pending".into(),
+                request.target.as_str().into(),
+                request.caller.as_str().into(),
+                request.trunk.as_deref().into(),
+                Arg::json_or_null(request.metadata.as_ref())?,
+                Arg::json(&request.timers)?,
+                request.machine_detection.map(|mode| mode.as_str()).into(),
+                request.threshold_word_count.into(),
+                new.idempotency_key.into(),
+                new.request_hash.into(),
+                new.requested_at.into(),
+            ],
+        );
+        sql.push(&format!(
+            " on conflict (idempotency_key) do nothing returning {DIALOUT_COLUMNS}"
+        ));
+        if let Some(row) = db.fetch_optional::<DialoutRow>(&sql).await? {
+            return Ok(Inserted::New(row.try_into()?));
+        }
+        let mut sql = db.sql(&format!(
+            "select {DIALOUT_COLUMNS} from dialouts where idempotency_key = "
+        ));
+        let key = sql.bind(new.idempotency_key);
+        sql.push(&key);
+        let existing: DialoutRow = db.fetch_one(&sql).await?;
+        Ok(Inserted::Existing(existing.try_into()?))
+    }
 
-/// The stored spelling of the machine-detection mode.
-pub(super) fn mode_column(request: &DialoutRequest) -> Option<&'static str> {
-    request.machine_detection.map(|m| m.as_str())
+    /// Records the gateway's answer to dial-out `id`, or its failure.
+    #[tracing::instrument(name = "store.finish_dialout", skip(self, finish))]
+    pub async fn finish_dialout(&self, id: i64, finish: &DialoutFinish) -> Result<Dialout> {
+        let db = self.db();
+        let mut sql = Sql::update(
+            db.dialect(),
+            "dialouts",
+            &[
+                "state",
+                "sid",
+                "call_id",
+                "attempts",
+                "gateway_status",
+                "gateway_body",
+                "error",
+                "completed_at",
+            ],
+            vec![
+                finish.state.as_str().into(),
+                finish.sid.as_deref().into(),
+                finish.call_id.as_deref().into(),
+                finish.attempts.into(),
+                finish.gateway_status.into(),
+                finish.gateway_body.as_deref().into(),
+                finish.error.as_deref().into(),
+                finish.completed_at.into(),
+            ],
+            ("id", id.into()),
+        );
+        sql.push(&format!(" returning {DIALOUT_COLUMNS}"));
+        db.fetch_one::<DialoutRow>(&sql).await?.try_into()
+    }
+
+    /// One dial-out; `None` for an unknown id.
+    #[tracing::instrument(name = "store.dialout", skip(self))]
+    pub async fn dialout(&self, id: i64) -> Result<Option<Dialout>> {
+        let db = self.db();
+        let mut sql = db.sql(&format!(
+            "select {DIALOUT_COLUMNS} from dialouts where id = "
+        ));
+        let p = sql.bind(id);
+        sql.push(&p);
+        let row: Option<DialoutRow> = db.fetch_optional(&sql).await?;
+        row.map(Dialout::try_from).transpose()
+    }
+
+    /// A page of dial-outs, newest `requested_at` first.
+    #[tracing::instrument(name = "store.list_dialouts", skip_all)]
+    pub async fn list_dialouts(
+        &self,
+        filter: &DialoutFilter,
+        after: Option<&DialoutCursor>,
+        limit: u32,
+    ) -> Result<Page<Dialout, DialoutCursor>> {
+        let db = self.db();
+        let rows: Vec<DialoutRow> = db
+            .fetch_all(&list(db.dialect(), filter, after, limit))
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(Dialout::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, limit, cursor))
+    }
+
+    /// Sets each call's `dialout`: the dial-out whose `callId` (else `sid`) is the call's
+    /// conversation id. Done when calls are read, so a call is correlated whichever of its
+    /// notifications and its dial-out was stored first.
+    #[tracing::instrument(name = "store.attach_dialouts", skip_all)]
+    pub async fn attach_dialouts(&self, calls: &mut [crate::call::Call]) -> Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let db = self.db();
+        let ids: Vec<&str> = calls.iter().map(|c| c.conversation_id.as_str()).collect();
+        let rows: Vec<DialoutRow> = db.fetch_all(&links(db.dialect(), &ids)).await?;
+        let found = rows
+            .into_iter()
+            .map(Dialout::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let mut links = link_map(&ids, &found);
+        for call in calls.iter_mut() {
+            call.dialout = links.remove(&call.conversation_id);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -5,26 +5,34 @@
 //! sees `sqlx`.
 
 mod batch;
+pub mod columns;
+mod db;
 pub mod dialouts;
 mod error;
+mod page;
 mod postgres;
 pub mod query;
+mod reads;
+mod recount;
+mod reprocess;
 mod rollup;
 mod rows;
+pub mod sql;
 mod sqlite;
+mod statistics;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::call::{Call, RecordedEvent};
-use crate::dialout::Dialout;
+use crate::call::RecordedEvent;
 use crate::notification::{FieldError, Notification, Rejection};
-use crate::stats::Aggregates;
-use dialouts::{DialoutCursor, DialoutFilter, DialoutFinish, Inserted, NewDialout};
-use query::{CallCursor, CallFilter, DeliveryCursor, DeliveryFilter, Page};
 
 pub use batch::{Committed, Pending};
 pub use error::StoreError;
+
+/// The most group-commit writers one store serves at once: PostgreSQL keeps a connection
+/// for each.
+pub const MAX_WRITERS: usize = 16;
 
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -130,9 +138,10 @@ impl Store {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
+            Store::Sqlite(s) => s.migrate().await?,
+            Store::Postgres(s) => s.migrate().await?,
         }
+        self.count_calls_if_uncounted().await
     }
 
     /// Answers when the database does.
@@ -144,16 +153,17 @@ impl Store {
     }
 
     /// Stores a delivery and, for a usable notification, its event and the re-folded call,
-    /// all in one transaction. Returns only after the commit.
+    /// all in one transaction: a batch of one through the group-commit writer. Returns only
+    /// once the commit is on disk.
     pub async fn record(
         &self,
         delivery: NewDelivery<'_>,
         parsed: &Result<Notification, Rejection>,
     ) -> Result<Recorded> {
-        match self {
-            Store::Sqlite(s) => s.record(delivery, parsed).await,
-            Store::Postgres(s) => s.record(delivery, parsed).await,
-        }
+        let mut recorded = self.record_batch(&[Pending { delivery, parsed }]).await?;
+        recorded
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one was answered with nothing".into()))
     }
 
     /// Records a batch of deliveries as [`Store::record`] records one, all in one
@@ -177,155 +187,11 @@ impl Store {
         }
     }
 
-    /// The call record and its events in received order; `None` for an unknown id.
-    /// The call carries the dial-out it came from, if any (see [`Store::attach_dialouts`]).
-    pub async fn call(&self, conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
-        let found = match self {
-            Store::Sqlite(s) => s.call(conversation_id).await,
-            Store::Postgres(s) => s.call(conversation_id).await,
-        }?;
-        let Some((call, events)) = found else {
-            return Ok(None);
-        };
-        let mut calls = [call];
-        self.attach_dialouts(&mut calls).await?;
-        let [call] = calls;
-        Ok(Some((call, events)))
-    }
-
-    /// One entry of the delivery log.
-    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
-        match self {
-            Store::Sqlite(s) => s.delivery(id).await,
-            Store::Postgres(s) => s.delivery(id).await,
-        }
-    }
-
-    /// A page of calls, newest `occurred_at` first.
-    pub async fn list_calls(
-        &self,
-        filter: &CallFilter,
-        after: Option<&CallCursor>,
-        limit: u32,
-    ) -> Result<Page<Call, CallCursor>> {
-        let mut page = match self {
-            Store::Sqlite(s) => s.list_calls(filter, after, limit).await,
-            Store::Postgres(s) => s.list_calls(filter, after, limit).await,
-        }?;
-        self.attach_dialouts(&mut page.items).await?;
-        Ok(page)
-    }
-
-    /// The aggregates behind `GET /v1/stats`; quarter-hour slots only when `with_slots`.
-    pub async fn aggregates(&self, filter: &CallFilter, with_slots: bool) -> Result<Aggregates> {
-        match self {
-            Store::Sqlite(s) => s.aggregates(filter, with_slots).await,
-            Store::Postgres(s) => s.aggregates(filter, with_slots).await,
-        }
-    }
-
-    /// A page of the delivery log, newest first.
-    pub async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        after: Option<&DeliveryCursor>,
-        limit: u32,
-    ) -> Result<Page<Delivery, DeliveryCursor>> {
-        match self {
-            Store::Sqlite(s) => s.list_deliveries(filter, after, limit).await,
-            Store::Postgres(s) => s.list_deliveries(filter, after, limit).await,
-        }
-    }
-
-    /// Applies a new parse of a stored delivery, as if it had arrived now under today's
-    /// rules: its event is stored or updated in place, its call re-folded, and its outcome
-    /// rewritten, in one transaction.
-    pub async fn reprocess(
-        &self,
-        delivery: &Delivery,
-        parsed: &Result<Notification, Rejection>,
-    ) -> Result<Recorded> {
-        match self {
-            Store::Sqlite(s) => s.reprocess(delivery, parsed).await,
-            Store::Postgres(s) => s.reprocess(delivery, parsed).await,
-        }
-    }
-
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
             Store::Postgres(s) => s.close().await,
         }
-    }
-}
-
-/// Dial-outs (`POST /v1/dialouts`) and their correlation with calls.
-impl Store {
-    /// Stores a pending dial-out before it is sent, or finds the one stored under the same
-    /// idempotency key (a unique constraint: concurrent requests with one key make one row).
-    pub async fn insert_dialout(&self, new: &NewDialout<'_>) -> Result<Inserted> {
-        match self {
-            Store::Sqlite(s) => s.insert_dialout(new).await,
-            Store::Postgres(s) => s.insert_dialout(new).await,
-        }
-    }
-
-    /// Records the gateway's answer to dial-out `id`, or its failure.
-    pub async fn finish_dialout(&self, id: i64, finish: &DialoutFinish) -> Result<Dialout> {
-        match self {
-            Store::Sqlite(s) => s.finish_dialout(id, finish).await,
-            Store::Postgres(s) => s.finish_dialout(id, finish).await,
-        }
-    }
-
-    /// One dial-out; `None` for an unknown id.
-    pub async fn dialout(&self, id: i64) -> Result<Option<Dialout>> {
-        match self {
-            Store::Sqlite(s) => s.dialout(id).await,
-            Store::Postgres(s) => s.dialout(id).await,
-        }
-    }
-
-    /// A page of dial-outs, newest `requested_at` first.
-    pub async fn list_dialouts(
-        &self,
-        filter: &DialoutFilter,
-        after: Option<&DialoutCursor>,
-        limit: u32,
-    ) -> Result<Page<Dialout, DialoutCursor>> {
-        match self {
-            Store::Sqlite(s) => s.list_dialouts(filter, after, limit).await,
-            Store::Postgres(s) => s.list_dialouts(filter, after, limit).await,
-        }
-    }
-
-    /// Sets each call's `dialout`: the dial-out whose `callId` (else `sid`) is the call's
-    /// conversation id. Done when calls are read, so a call is correlated whichever of its
-    /// notifications and its dial-out was stored first.
-    pub async fn attach_dialouts(&self, calls: &mut [Call]) -> Result<()> {
-        if calls.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = calls.iter().map(|c| c.conversation_id.as_str()).collect();
-        let found = match self {
-            Store::Sqlite(s) => s.dialouts_of_calls(&ids).await,
-            Store::Postgres(s) => s.dialouts_of_calls(&ids).await,
-        }?;
-        let mut links = dialouts::link_map(&ids, &found);
-        for call in calls.iter_mut() {
-            call.dialout = links.remove(&call.conversation_id);
-        }
-        Ok(())
-    }
-}
-
-/// The outcome a reprocessed delivery gets when its event `event_id` is stored: accepted if
-/// it was the delivery that stored it, else a duplicate of it.
-fn reprocessed_result(delivery: &Delivery, event_id: i64) -> DeliveryResult {
-    if delivery.result == DeliveryResult::Accepted && delivery.event_id == Some(event_id) {
-        DeliveryResult::Accepted
-    } else {
-        DeliveryResult::Duplicate
     }
 }

@@ -10,26 +10,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteExecutor, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::types::Json;
 
-use super::rows::{CallRow, DeliveryOutcome, DeliveryRow, EventRow, sip_code_to_column};
-use super::{
-    Committed, Delivery, DeliveryResult, NewDelivery, Pending, Recorded, Result, StoreError,
-    StoredEvent,
-};
-use crate::call::{self, Call, RecordedEvent};
-use crate::notification::{Notification, Rejection};
+use super::{Committed, Pending, Result, StoreError};
 
-use super::query;
-
-mod dialouts;
-mod reads;
 mod write;
 mod writer;
 
+pub(super) use write::upsert_calls;
 use writer::Writer;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -43,7 +32,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pool of connections to one SQLite file, and the group-commit writer's thread.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     writer: Arc<Writer>,
 }
 
@@ -89,33 +78,6 @@ impl SqliteStore {
     #[tracing::instrument(name = "sqlite.migrate", skip_all)]
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
-        self.count_calls_if_uncounted().await
-    }
-
-    /// Refills the statistics tables from `calls` when they do not count every call (see
-    /// [`query::COUNTS_WRONG`]), in one transaction.
-    async fn count_calls_if_uncounted(&self) -> Result<()> {
-        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
-            .fetch_one(&self.pool)
-            .await?;
-        if !wrong {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let mut tx = self.pool.begin_with("begin immediate").await?;
-        let wrong: bool = sqlx::query_scalar(query::COUNTS_WRONG)
-            .fetch_one(&mut *tx)
-            .await?;
-        if wrong {
-            for statement in query::rebuild_counts(query::Dialect::Sqlite) {
-                sqlx::query(&statement).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "refilled the statistics tables from the stored calls"
-            );
-        }
         Ok(())
     }
 
@@ -124,86 +86,6 @@ impl SqliteStore {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("select 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Stores the delivery and, for a notification, its event and re-folded call, in one
-    /// transaction.
-    #[tracing::instrument(name = "sqlite.record", skip_all)]
-    pub async fn record(
-        &self,
-        delivery: NewDelivery<'_>,
-        parsed: &Result<Notification, Rejection>,
-    ) -> Result<Recorded> {
-        // `begin immediate` takes the write lock up front: a writer waiting for another one
-        // waits in busy_timeout, instead of failing when a read lock cannot be upgraded.
-        let mut tx = self.pool.begin_with("begin immediate").await?;
-        let recorded = match parsed {
-            Err(rejection) => {
-                let outcome = DeliveryOutcome::rejected(rejection);
-                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
-                Recorded::Rejected { delivery_id }
-            }
-            Ok(notification) => {
-                let conversation_id = notification.event.conversation_id.as_str();
-                let new_event = insert_event(&mut *tx, notification, delivery.received_at).await?;
-                let (result, event_id) = match new_event {
-                    Some(id) => (DeliveryResult::Accepted, id),
-                    None => {
-                        let id =
-                            event_id(&mut *tx, conversation_id, &notification.content_hash).await?;
-                        (DeliveryResult::Duplicate, id)
-                    }
-                };
-                let outcome = DeliveryOutcome::stored(result, conversation_id, event_id);
-                let delivery_id = insert_delivery(&mut *tx, &delivery, &outcome).await?;
-                if new_event.is_some() {
-                    refold_call(&mut tx, conversation_id).await?;
-                    Recorded::Accepted {
-                        delivery_id,
-                        event_id,
-                    }
-                } else {
-                    Recorded::Duplicate {
-                        delivery_id,
-                        event_id,
-                    }
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
-    /// The call record and its events in received order.
-    #[tracing::instrument(name = "sqlite.call", skip(self))]
-    pub async fn call(&self, conversation_id: &str) -> Result<Option<(Call, Vec<StoredEvent>)>> {
-        // One read transaction: the record and its events come from the same snapshot.
-        let mut tx = self.pool.begin().await?;
-        let Some(call) = select_call(&mut *tx, conversation_id).await? else {
-            return Ok(None);
-        };
-        let events = select_events(&mut *tx, conversation_id).await?;
-        tx.commit().await?;
-        let events = events
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect::<Result<_>>()?;
-        Ok(Some((Call::try_from(call)?, events)))
-    }
-
-    /// One entry of the delivery log.
-    #[tracing::instrument(name = "sqlite.delivery", skip(self))]
-    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
-        let row: Option<DeliveryRow> = sqlx::query_as(
-            "select id, received_at, content_type, body, result, error, errors, conversation_id,
-                    event_id
-             from deliveries
-             where id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(Delivery::try_from).transpose()
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -253,134 +135,8 @@ fn writable_file(url: &str, options: &SqliteConnectOptions) -> Result<Option<Str
 
 /// The one way a timestamp is written to SQLite: UTC, microseconds, fixed width
 /// (`2023-05-08T11:32:49.000000Z`), so that comparing the text compares the instants.
-fn utc_text(at: DateTime<Utc>) -> String {
+pub(super) fn utc_text(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// Inserts an event unless the same content is stored for its call, returning its id (no
-/// row if it is stored). Both writers bind the same sixteen values.
-const INSERT_EVENT: &str = "insert into events (conversation_id, content_hash, status,
-        reason_code, reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
-        duration_s, connect_time, disconnect_time, warnings, payload, received_at)
-    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-    on conflict (conversation_id, content_hash) do nothing
-    returning id";
-
-/// Inserts a delivery, returning its id.
-const INSERT_DELIVERY: &str = "insert into deliveries (received_at, content_type, body, result,
-        error, errors, conversation_id, event_id)
-    values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-    returning id";
-
-/// Inserts the event unless the same content is stored for this call; `None` if it is.
-async fn insert_event(
-    db: impl SqliteExecutor<'_>,
-    notification: &Notification,
-    received_at: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    let event = &notification.event;
-    let id = sqlx::query_scalar(INSERT_EVENT)
-        .bind(&event.conversation_id)
-        .bind(&notification.content_hash)
-        .bind(&event.status)
-        .bind(&event.reason_code)
-        .bind(&event.reason_code_raw)
-        .bind(&event.reason)
-        .bind(sip_code_to_column(event.sip_code))
-        .bind(&event.sip_reason)
-        .bind(event.amd_mode.map(|mode| mode.as_str()))
-        .bind(event.amd_result.map(|result| result.as_str()))
-        .bind(event.duration_s)
-        .bind(event.connect_time.map(utc_text))
-        .bind(event.disconnect_time.map(utc_text))
-        .bind(Json(&event.warnings))
-        .bind(Json(&notification.payload))
-        .bind(utc_text(received_at))
-        .fetch_optional(db)
-        .await?;
-    Ok(id)
-}
-
-/// The id of the stored event with this content.
-async fn event_id(
-    db: impl SqliteExecutor<'_>,
-    conversation_id: &str,
-    content_hash: &str,
-) -> Result<i64> {
-    let id = sqlx::query_scalar(
-        "select id from events where conversation_id = ?1 and content_hash = ?2",
-    )
-    .bind(conversation_id)
-    .bind(content_hash)
-    .fetch_one(db)
-    .await?;
-    Ok(id)
-}
-
-async fn insert_delivery(
-    db: impl SqliteExecutor<'_>,
-    delivery: &NewDelivery<'_>,
-    outcome: &DeliveryOutcome<'_>,
-) -> Result<i64> {
-    let id = sqlx::query_scalar(INSERT_DELIVERY)
-        .bind(utc_text(delivery.received_at))
-        .bind(delivery.content_type)
-        .bind(delivery.body)
-        .bind(outcome.result.as_str())
-        .bind(&outcome.error)
-        .bind(outcome.errors)
-        .bind(outcome.conversation_id)
-        .bind(outcome.event_id)
-        .fetch_one(db)
-        .await?;
-    Ok(id)
-}
-
-/// Folds all events of the call again and writes the result over its record.
-async fn refold_call(db: &mut SqliteConnection, conversation_id: &str) -> Result<()> {
-    let events = select_events(&mut *db, conversation_id)
-        .await?
-        .into_iter()
-        .map(|row| StoredEvent::try_from(row).map(|stored| stored.recorded))
-        .collect::<Result<Vec<RecordedEvent>>>()?;
-    let call = call::fold(&events)
-        .ok_or_else(|| StoreError::Corrupt(format!("call {conversation_id:?} has no events")))?;
-    write::upsert_calls(db, std::slice::from_ref(&call)).await
-}
-
-async fn select_events(
-    db: impl SqliteExecutor<'_>,
-    conversation_id: &str,
-) -> Result<Vec<EventRow>> {
-    let rows = sqlx::query_as(
-        "select id, conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
-                sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
-                disconnect_time, warnings, payload, received_at
-         from events
-         where conversation_id = ?1
-         order by received_at, id",
-    )
-    .bind(conversation_id)
-    .fetch_all(db)
-    .await?;
-    Ok(rows)
-}
-
-async fn select_call(
-    db: impl SqliteExecutor<'_>,
-    conversation_id: &str,
-) -> Result<Option<CallRow>> {
-    let row = sqlx::query_as(
-        "select conversation_id, state, status, outcome, reason_code, reason, sip_code,
-                sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
-                occurred_at, first_seen_at, last_seen_at, event_count
-         from calls
-         where conversation_id = ?1",
-    )
-    .bind(conversation_id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row)
 }
 
 #[cfg(test)]

@@ -158,13 +158,13 @@ responses! {
     /// `501`.
     DialoutsDisabled => problem(
         "Dial-outs are not configured (`dialout.base_url` is empty).",
-        ApiError::DialoutsDisabled(crate::dialout::DialError::Disabled.to_string()),
+        ApiError::DialoutsDisabled(crate::dialer::DialError::Disabled.to_string()),
     );
     /// `409`.
     IdempotencyConflict => problem(
         "A request with this `Idempotency-Key` is still waiting for the gateway; retry after \
          `Retry-After` seconds to get its answer.",
-        ApiError::IdempotencyConflict(crate::dialout::DialError::InProgress(7).to_string()),
+        ApiError::IdempotencyConflict(crate::dialer::DialError::InProgress(7).to_string()),
     );
     /// `500`.
     Internal => problem(

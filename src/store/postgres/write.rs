@@ -6,19 +6,18 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::postgres::PgArguments;
-use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 
 use super::PgStore;
+use super::statements::{
+    UPSERT_CALLS, WRITE_BATCH, bind_calls, bind_counts, bind_deliveries, bind_events, map,
+};
 use crate::call::{self, Call, RecordedEvent};
 use crate::notification::{Event, Notification};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
-use crate::store::query::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{
-    CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column,
+    CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow,
 };
 use crate::store::{Recorded, Result, StoreError, StoredEvent};
 
@@ -274,152 +273,6 @@ async fn write_batch(
     Ok(rows)
 }
 
-/// See [`write_batch`]. Every data-modifying part that must wait for the calls' locks
-/// reads `locks`, so it cannot write a row before they are held; the statement's snapshot
-/// may be older than the locks, which is why the record update checks, on the newest
-/// version of each row, that the record is the one read (`event_count`, `updated_at`),
-/// and why an event or call insert that finds its row already there makes the whole
-/// statement fail (`calltrail_batch_conflict()`). A delivery's `event_ref` is the id of
-/// a stored event, or -N for the Nth new one.
-const WRITE_BATCH: &str = "
-    with locks as materialized (
-        select count(pg_advisory_xact_lock(keys.key)) as taken
-        from (select distinct hashtextextended(id, 0) as key
-              from unnest($1::text[]) as id
-              order by key) as keys
-    ),
-    new_events as materialized (
-        select nextval(pg_get_serial_sequence('events', 'id')) as id, i.*
-        from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::integer[], $9::text[], $10::text[], $11::text[], $12::bigint[],
-                    $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::jsonb[],
-                    $17::timestamptz[])
-             with ordinality
-             as i (conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
-                   sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
-                   disconnect_time, warnings, payload, received_at, position)
-    ),
-    inserted_events as (
-        insert into events (id, conversation_id, content_hash, status, reason_code,
-                            reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
-                            duration_s, connect_time, disconnect_time, warnings, payload,
-                            received_at)
-        overriding system value
-        select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
-               e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
-               e.duration_s, e.connect_time, e.disconnect_time, e.warnings, e.payload,
-               e.received_at
-        from new_events as e
-        cross join locks
-        on conflict on constraint events_one_per_content do nothing
-        returning 1
-    ),
-    calls_in as materialized (
-        select *
-        from unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
-                    $23::text[], $24::integer[], $25::text[], $26::bigint[],
-                    $27::timestamptz[], $28::timestamptz[], $29::text[], $30::text[],
-                    $31::timestamptz[], $32::timestamptz[], $33::timestamptz[], $34::bigint[],
-                    $35::bigint[], $36::timestamptz[])
-             as c (conversation_id, state, status, outcome, reason_code, reason, sip_code,
-                   sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
-                   occurred_at, first_seen_at, last_seen_at, event_count, read_event_count,
-                   read_updated_at)
-    ),
-    updated_calls as (
-        update calls set
-            state = c.state,
-            status = c.status,
-            outcome = c.outcome,
-            reason_code = c.reason_code,
-            reason = c.reason,
-            sip_code = c.sip_code,
-            sip_reason = c.sip_reason,
-            duration_s = c.duration_s,
-            connected_at = c.connected_at,
-            ended_at = c.ended_at,
-            amd_mode = c.amd_mode,
-            amd_result = c.amd_result,
-            occurred_at = c.occurred_at,
-            first_seen_at = c.first_seen_at,
-            last_seen_at = c.last_seen_at,
-            event_count = c.event_count,
-            updated_at = $37::timestamptz
-        from calls_in as c
-        cross join locks
-        where c.read_event_count is not null
-          and calls.conversation_id = c.conversation_id
-          and calls.event_count = c.read_event_count
-          and calls.updated_at = c.read_updated_at
-        returning 1
-    ),
-    inserted_calls as (
-        insert into calls (conversation_id, state, status, outcome, reason_code, reason,
-                           sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
-                           amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
-                           updated_at)
-        select c.conversation_id, c.state, c.status, c.outcome, c.reason_code, c.reason,
-               c.sip_code, c.sip_reason, c.duration_s, c.connected_at, c.ended_at, c.amd_mode,
-               c.amd_result, c.occurred_at, c.first_seen_at, c.last_seen_at, c.event_count,
-               $37::timestamptz
-        from calls_in as c
-        cross join locks
-        where c.read_event_count is null
-        on conflict (conversation_id) do nothing
-        returning 1
-    ),
-    written as (
-        select (select count(*) from inserted_events) = cardinality($2::text[])
-           and (select count(*) from updated_calls) + (select count(*) from inserted_calls)
-               = cardinality($18::text[])
-           as complete
-    ),
-    new_event_ids as (
-        select coalesce(array_agg(id order by position), '{}') as ids from new_events
-    ),
-    resolved as materialized (
-        select nextval(pg_get_serial_sequence('deliveries', 'id')) as id, d.received_at,
-               d.content_type, d.body, d.result, d.error, d.errors, d.conversation_id,
-               case when d.event_ref < 0 then n.ids[-d.event_ref] else d.event_ref end
-                   as event_id,
-               d.position
-        from unnest($38::timestamptz[], $39::text[], $40::bytea[], $41::text[], $42::text[],
-                    $43::jsonb[], $44::text[], $45::bigint[])
-             with ordinality
-             as d (received_at, content_type, body, result, error, errors, conversation_id,
-                   event_ref, position)
-        cross join new_event_ids as n
-    ),
-    inserted_deliveries as (
-        insert into deliveries (id, received_at, content_type, body, result, error, errors,
-                                conversation_id, event_id)
-        overriding system value
-        select id, received_at, content_type, body, result, error, errors, conversation_id,
-               event_id
-        from resolved
-    ),
-    slots as (
-        insert into call_slot_counts as t
-            (slot, state, outcome, amd_result, reason_code, answered, calls)
-        select * from unnest($46::bigint[], $47::text[], $48::text[], $49::text[], $50::text[],
-                             $51::integer[], $52::bigint[])
-        on conflict (slot, state, outcome, amd_result, reason_code, answered)
-        do update set calls = t.calls + excluded.calls
-    ),
-    durations as (
-        insert into call_day_durations as t
-            (day, state, outcome, amd_result, reason_code, duration_s, calls)
-        select * from unnest($53::bigint[], $54::text[], $55::text[], $56::text[], $57::text[],
-                             $58::bigint[], $59::bigint[])
-        on conflict (day, state, outcome, amd_result, reason_code, duration_s)
-        do update set calls = t.calls + excluded.calls
-    )
-    select r.id, r.event_id
-    from resolved as r
-    where (select case when complete then true else calltrail_batch_conflict() end
-           from written)
-    order by r.position";
-
 /// Takes the advisory lock of every call in the batch (see `lock_call`), in the order of
 /// the lock keys, so that two batches of two instances never wait for each other in a cycle.
 async fn lock_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Result<()> {
@@ -575,7 +428,7 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
 /// from what the rows held before to what they hold now.
-pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
+pub(in crate::store) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
     // One statement: `old` reads the snapshot the statement started with, before the
     // upsert's changes. One primary-key look-up per call, as in `refold_calls`: callers
     // write in `PgStore::begin_write`'s transactions, whose plans scan no table whole.
@@ -589,50 +442,6 @@ pub(super) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Resul
         .collect::<Result<Vec<_>>>()?;
     apply_counts(db, &Deltas::between(&old, calls)).await
 }
-
-static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "with old as (
-         select c.*
-         from unnest($1::text[]) as k (conversation_id)
-         cross join lateral (
-             select {CALL_COLUMNS} from calls
-             where calls.conversation_id = k.conversation_id
-             offset 0
-         ) as c
-     ),
-     upserted as (
-         insert into calls (conversation_id, state, status, outcome, reason_code, reason,
-                            sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
-                            amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
-                            updated_at)
-         select *, $18::timestamptz
-         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::integer[], $8::text[], $9::bigint[], $10::timestamptz[],
-                     $11::timestamptz[], $12::text[], $13::text[], $14::timestamptz[],
-                     $15::timestamptz[], $16::timestamptz[], $17::bigint[])
-         on conflict (conversation_id) do update set
-             state = excluded.state,
-             status = excluded.status,
-             outcome = excluded.outcome,
-             reason_code = excluded.reason_code,
-             reason = excluded.reason,
-             sip_code = excluded.sip_code,
-             sip_reason = excluded.sip_reason,
-             duration_s = excluded.duration_s,
-             connected_at = excluded.connected_at,
-             ended_at = excluded.ended_at,
-             amd_mode = excluded.amd_mode,
-             amd_result = excluded.amd_result,
-             occurred_at = excluded.occurred_at,
-             first_seen_at = excluded.first_seen_at,
-             last_seen_at = excluded.last_seen_at,
-             event_count = excluded.event_count,
-             updated_at = excluded.updated_at
-     )
-     select * from old"
-    )
-});
 
 /// Adds the deltas to the statistics tables, in key order (see [`Deltas`]).
 async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
@@ -657,122 +466,4 @@ async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
     );
     bind_counts(query, deltas).execute(db).await?;
     Ok(())
-}
-
-/// Binds the columns of new events, in the order of `events`' columns from
-/// `conversation_id` to `received_at` (16 parameters).
-fn bind_events<'q, Q: Bind<'q>>(query: Q, events: &'q [(&Notification, DateTime<Utc>)]) -> Q {
-    query
-        .add(map(events, |(n, _)| n.event.conversation_id.as_str()))
-        .add(map(events, |(n, _)| n.content_hash.as_str()))
-        .add(map(events, |(n, _)| n.event.status.as_str()))
-        .add(map(events, |(n, _)| n.event.reason_code.as_deref()))
-        .add(map(events, |(n, _)| n.event.reason_code_raw.as_deref()))
-        .add(map(events, |(n, _)| n.event.reason.as_deref()))
-        .add(map(events, |(n, _)| sip_code_to_column(n.event.sip_code)))
-        .add(map(events, |(n, _)| n.event.sip_reason.as_deref()))
-        .add(map(events, |(n, _)| {
-            n.event.amd_mode.map(|mode| mode.as_str())
-        }))
-        .add(map(events, |(n, _)| {
-            n.event.amd_result.map(|result| result.as_str())
-        }))
-        .add(map(events, |(n, _)| n.event.duration_s))
-        .add(map(events, |(n, _)| n.event.connect_time))
-        .add(map(events, |(n, _)| n.event.disconnect_time))
-        .add(map(events, |(n, _)| Json(&n.event.warnings)))
-        .add(map(events, |(n, _)| Json(&n.payload)))
-        .add(map(events, |(_, received_at)| *received_at))
-}
-
-/// Binds the columns of call records, in the order of `calls`' columns from
-/// `conversation_id` to `event_count` (17 parameters).
-fn bind_calls<'q, Q: Bind<'q>>(query: Q, calls: &'q [Call]) -> Q {
-    query
-        .add(map(calls, |c| c.conversation_id.as_str()))
-        .add(map(calls, |c| c.state.as_str()))
-        .add(map(calls, |c| c.status.as_deref()))
-        .add(map(calls, |c| c.outcome.as_str()))
-        .add(map(calls, |c| c.reason_code.as_deref()))
-        .add(map(calls, |c| c.reason.as_deref()))
-        .add(map(calls, |c| sip_code_to_column(c.sip_code)))
-        .add(map(calls, |c| c.sip_reason.as_deref()))
-        .add(map(calls, |c| c.duration_s))
-        .add(map(calls, |c| c.connected_at))
-        .add(map(calls, |c| c.ended_at))
-        .add(map(calls, |c| c.amd_mode.map(|mode| mode.as_str())))
-        .add(map(calls, |c| c.amd_result.map(|result| result.as_str())))
-        .add(map(calls, |c| c.occurred_at))
-        .add(map(calls, |c| c.first_seen_at))
-        .add(map(calls, |c| c.last_seen_at))
-        .add(map(calls, |c| c.event_count))
-}
-
-/// Binds the columns of one delivery per body, from `received_at` to the event's id
-/// (8 parameters).
-fn bind_deliveries<'q, Q: Bind<'q>>(
-    query: Q,
-    pending: &'q [Pending<'_>],
-    outcomes: &'q [DeliveryOutcome<'_>],
-) -> Q {
-    query
-        .add(map(pending, |p| p.delivery.received_at))
-        .add(map(pending, |p| p.delivery.content_type))
-        .add(map(pending, |p| p.delivery.body))
-        .add(map(outcomes, |o| o.result.as_str()))
-        .add(map(outcomes, |o| o.error.as_deref()))
-        .add(map(outcomes, |o| o.errors))
-        .add(map(outcomes, |o| o.conversation_id))
-        .add(map(outcomes, |o| o.event_id))
-}
-
-/// Binds the statistics deltas: the keys and changes of `call_slot_counts` (7 parameters),
-/// then of `call_day_durations` (7).
-fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
-    let slots: Vec<_> = deltas.slots.iter().collect();
-    let durations: Vec<_> = deltas.durations.iter().collect();
-    query
-        .add(map(&slots, |(k, _)| k.slot))
-        .add(map(&slots, |(k, _)| k.state))
-        .add(map(&slots, |(k, _)| k.outcome))
-        .add(map(&slots, |(k, _)| k.amd_result))
-        .add(map(&slots, |(k, _)| k.reason_code.as_str()))
-        .add(map(&slots, |(k, _)| k.answered))
-        .add(map(&slots, |(_, n)| **n))
-        .add(map(&durations, |(k, _)| k.day))
-        .add(map(&durations, |(k, _)| k.state))
-        .add(map(&durations, |(k, _)| k.outcome))
-        .add(map(&durations, |(k, _)| k.amd_result))
-        .add(map(&durations, |(k, _)| k.reason_code.as_str()))
-        .add(map(&durations, |(k, _)| k.duration_s))
-        .add(map(&durations, |(_, n)| **n))
-}
-
-/// A query that takes parameters: `sqlx::query` and `sqlx::query_as` alike, so that the
-/// column groups above bind onto either.
-trait Bind<'q>: Sized {
-    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self;
-}
-
-impl<'q> Bind<'q> for Query<'q, Postgres, PgArguments> {
-    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
-        self.bind(value)
-    }
-}
-
-impl<'q, O> Bind<'q> for QueryAs<'q, Postgres, O, PgArguments> {
-    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
-        self.bind(value)
-    }
-}
-
-impl<'q, O> Bind<'q> for QueryScalar<'q, Postgres, O, PgArguments> {
-    fn add<T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>>(self, value: T) -> Self {
-        self.bind(value)
-    }
-}
-
-/// One column of an `unnest` insert.
-fn map<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
-    rows.iter().map(f).collect()
 }

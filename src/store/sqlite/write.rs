@@ -1,5 +1,5 @@
-//! Writing call records and their counts through the pool (the single-delivery and
-//! reprocessing paths), and the SQL of those writes that the group-commit writer
+//! Writing call records and their counts through the pool (the reprocessing path, through
+//! `store::db`), and the SQL of those writes that the group-commit writer
 //! ([`super::writer`]) prepares one row at a time.
 
 use chrono::Utc;
@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::utc_text;
 use crate::call::Call;
 use crate::store::Result;
-use crate::store::query::CALL_COLUMNS;
+use crate::store::columns::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{CallRow, sip_code_to_column};
 
@@ -19,7 +19,10 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
 /// from what the rows held before to what they hold now.
-pub(super) async fn upsert_calls(db: &mut SqliteConnection, calls: &[Call]) -> Result<()> {
+pub(in crate::store) async fn upsert_calls(
+    db: &mut SqliteConnection,
+    calls: &[Call],
+) -> Result<()> {
     if calls.is_empty() {
         return Ok(());
     }

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::client::{GatewayClient, GatewayResult};
-use super::{Dialout, DialoutRequest, DialoutState};
-use crate::config::DialoutSettings;
+use crate::dialout::client::{GatewayClient, GatewayResult};
+use crate::dialout::{Dialout, DialoutRequest, DialoutSettings, DialoutState};
 use crate::store::dialouts::{DialoutFinish, Inserted, NewDialout};
 use crate::store::{Store, StoreError};
 
