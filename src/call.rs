@@ -1,5 +1,5 @@
-//! Folding a call's events into one call record (CONTRACT §4). Pure: the record depends
-//! only on the set of events, never on the order they arrived in.
+//! Folding a call's events into one call record (docs/api.md, "The call record"). Pure:
+//! the record depends only on the set of events, never on the order they arrived in.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -86,7 +86,7 @@ snake_names!(Outcome {
     Unknown => "unknown",
 });
 
-/// One record per call (CONTRACT §4).
+/// One record per call (docs/api.md, "The call record").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Call {
     pub conversation_id: String,
@@ -199,7 +199,7 @@ fn tie_break(a: &&RecordedEvent, b: &&RecordedEvent) -> std::cmp::Ordering {
     key(a).cmp(&key(b))
 }
 
-/// The first matching row of CONTRACT §4's outcome table.
+/// The first matching row of the outcome table in docs/api.md, "The call record".
 pub fn outcome(
     state: CallState,
     sip_code: Option<u16>,

@@ -1,5 +1,6 @@
-//! Configuration (CONTRACT §2): built-in defaults < `calltrail.toml` < `CALLTRAIL__SECTION__KEY`
-//! environment variables; `DATABASE_URL`, when set, overrides `database.url`.
+//! Configuration (docs/configuration.md): built-in defaults < `calltrail.toml` <
+//! `CALLTRAIL__SECTION__KEY` environment variables; `DATABASE_URL`, when set, overrides
+//! `database.url`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Liveness and readiness (CONTRACT §5).
+//! Liveness and readiness (docs/operations.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

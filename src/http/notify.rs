@@ -1,5 +1,5 @@
-//! `POST /notify` and `POST /notify/{token}` (CONTRACT §3): authenticate, read the body
-//! within its limit, then hand it to the pipeline and answer only after the commit.
+//! `POST /notify` and `POST /notify/{token}` (docs/api.md, "Receiving"): authenticate, read
+//! the body within its limit, then hand it to the pipeline and answer only after the commit.
 
 use std::sync::atomic::Ordering;
 

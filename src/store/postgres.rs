@@ -31,7 +31,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// the plans made in it are index plans. (A cached plan does not change with the setting:
 /// a statement also run outside these transactions is planned at each run,
 /// `Sql::planned_per_run`.) (Planning each batch's statements anew instead cost a
-/// quarter of the throughput: README, "Ingest throughput".)
+/// quarter of the throughput: docs/design.md, "PostgreSQL: two round trips per batch".)
 pub(super) const BEGIN_WRITE: &str = "begin; set local enable_seqscan = off";
 
 /// The session settings of the `writes` pool, whose statements read and write rows by
@@ -100,8 +100,8 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // A connection handed out again within `PING_IF_IDLE_FOR` is used without a
         // ping: under load the group-commit writer takes one for every batch, and the
-        // ping was a round trip to a busy server each time (README, "Ingest
-        // throughput"). One idle for longer — as after a server restart — is pinged,
+        // ping was a round trip to a busy server each time (docs/design.md, "PostgreSQL:
+        // two round trips per batch"). One idle for longer — as after a server restart — is pinged,
         // and replaced if it is dead.
         .test_before_acquire(false)
         .before_acquire(|connection, meta| {

@@ -26,7 +26,7 @@
 //! checkpointer, does that with a connection of its own while the writer goes on, one
 //! checkpoint after the other for as long as commits come. Small, back-to-back
 //! checkpoints keep the log short and each sync of the database file brief: rarer, larger
-//! ones made the syncs of the log wait behind the database file's (see the README). Once
+//! ones made the syncs of the log wait behind the database file's (docs/design.md). Once
 //! the checkpointer has copied all of the log, the writer's next transaction starts it
 //! over. Under a load that never leaves the checkpointer a moment to catch up, the log
 //! would only grow; so once it holds [`RESTART_FRAMES`] pages the writer copies the little
