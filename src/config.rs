@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::ingest::GroupCommitSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
+use crate::spool::SpoolConfig;
 use crate::store::Store;
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
@@ -32,6 +33,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub log: LogSettings,
     pub dialout: DialoutSettings,
+    pub spool: SpoolConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +377,9 @@ impl Settings {
             return invalid("api.keys", "keys must not be empty strings");
         }
         self.dialout.validate(self.server.bind)?;
+        self.spool
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", &format!("not a valid filter directive: {err}"));
         }

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod notification;
 pub mod reprocess;
 pub mod sim;
+pub mod spool;
 pub mod startup;
 pub mod stats;
 pub mod store;

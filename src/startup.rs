@@ -16,6 +16,7 @@ use crate::http::{AppState, NotifyGuard};
 use crate::ingest::{Ingest, Writer};
 use crate::notification::Format;
 use crate::reprocess::Reprocessor;
+use crate::spool::{Intake, Spool};
 use crate::store::Store;
 
 /// How long shutdown waits for the group-commit writer once every request is answered.
@@ -45,8 +46,28 @@ impl Application {
             settings.notify.normalize_settings(),
             settings.notify.group_commit_settings(&store),
         );
+        let readiness = Readiness::default();
+        let spool_settings = settings.spool.settings(&store);
+        let spool = if spool_settings.enabled {
+            Some(
+                Spool::open(&spool_settings.path, spool_settings.max_bytes)
+                    .context("cannot start the spool's thread")?,
+            )
+        } else {
+            tracing::info!(
+                "spool.enabled is off: notifications the database cannot take are answered 503"
+            );
+            None
+        };
+        let intake = Intake::new(
+            ingest.clone(),
+            spool,
+            readiness.subscribe(),
+            spool_settings.commit_timeout,
+        );
         let state = AppState {
             ingest,
+            intake,
             store: store.clone(),
             notify: NotifyGuard {
                 tokens: Secrets::new(&settings.notify.tokens),
@@ -54,7 +75,7 @@ impl Application {
                 unauthorized: Arc::default(),
             },
             api_keys: Secrets::new(&settings.api.keys),
-            readiness: Readiness::default(),
+            readiness,
             reprocessor: Reprocessor::new(
                 store.clone(),
                 Format::Kore,
@@ -104,11 +125,17 @@ impl Application {
             database = store.backend(),
             "calltrail listening"
         );
+        let replay = crate::spool::start_replay(&self.state.intake, store.clone());
         let app = crate::http::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("server failed")?;
+        // What the replay did not finish stays in the spool for the next run.
+        if let Some(replay) = replay {
+            replay.abort();
+            let _ = replay.await;
+        }
         // Every request has been answered, so the queue is empty and its senders are gone;
         // the writer ends by itself.
         if !self.writer.finish(WRITER_DRAIN_TIMEOUT).await {

@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::dialout::Dialer;
 use crate::ingest::Ingest;
 use crate::reprocess::Reprocessor;
+use crate::spool::Intake;
 use crate::store::Store;
 use auth::Secrets;
 use health::Readiness;
@@ -42,6 +43,8 @@ pub struct NotifyGuard {
 #[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub ingest: Ingest,
+    /// The store with the spool behind it: where `/notify` hands its bodies.
+    pub intake: Intake,
     pub store: Store,
     pub notify: NotifyGuard,
     pub api_keys: Secrets,

@@ -15,16 +15,16 @@ use utoipa_axum::routes;
 
 use super::auth::{bearer, header_value};
 use super::error::{ApiError, DisplayChain, Result};
-use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
     BodyTooLarge, Internal, InvalidNotification, MalformedBody, Unauthorized, Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
-use super::receipt::{Receipt, answer};
+use super::receipt::{Receipt, answer, spooled};
 use super::{AppState, NotifyGuard};
-use crate::ingest::{Ingest, IngestError, Ingested};
+use crate::ingest::{IngestError, Ingested};
 use crate::notification::Rejection;
+use crate::spool::{Intake, IntakeError, Received};
 use crate::store::Recorded;
 
 /// The header a dial-out can ask the gateway to send through `notifyHeaders`.
@@ -47,6 +47,8 @@ struct TokenQuery {
 /// within the size limit is stored as a delivery, the rejected ones too; `200` is sent only
 /// once the delivery and its event are durably committed. The same notification again (same
 /// `conversationId`, same JSON content) is a `duplicate`: a new delivery, no second event.
+/// While the database cannot take it, the body is synced to a local spool instead and
+/// answered `spooled`; it is stored, with its received time, once the database is back.
 #[utoipa::path(
     post,
     path = "/notify",
@@ -58,7 +60,7 @@ struct TokenQuery {
     ),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
         (status = 400, response = MalformedBody),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
@@ -92,7 +94,7 @@ async fn notify(
     ),
     security(()),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
         (status = 400, response = MalformedBody),
         (status = 401, response = Unauthorized),
         (status = 413, response = BodyTooLarge),
@@ -119,7 +121,7 @@ async fn receive(
     authenticate(&state.notify, token, &headers)?;
     let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
-    ingest(&state.ingest, &state.readiness, body, content_type).await
+    ingest(&state.intake, body, content_type).await
 }
 
 /// Any one of the token sources may carry a configured token.
@@ -192,16 +194,25 @@ async fn drain(mut body: Body) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), discard).await;
 }
 
-async fn ingest(
-    pipeline: &Ingest,
-    readiness: &Readiness,
-    body: Bytes,
-    content_type: Option<&str>,
-) -> Result<Json<Receipt>> {
-    readiness.check()?;
-    let Ingested { recorded, parsed } = pipeline.submit(body, content_type).await?;
-    log_recorded(&recorded, &parsed);
-    answer(recorded, parsed)
+async fn ingest(intake: &Intake, body: Bytes, content_type: Option<&str>) -> Result<Json<Receipt>> {
+    match intake.receive(body, content_type).await? {
+        Received::Stored(Ingested { recorded, parsed }) => {
+            log_recorded(&recorded, &parsed);
+            answer(recorded, parsed)
+        }
+        Received::Spooled { spool_id, parsed } => spooled(spool_id, parsed),
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> Self {
+        match err {
+            IntakeError::Store(err) => err.into(),
+            IntakeError::NotReady => ApiError::Unavailable,
+            // Logged loudly where it happened.
+            IntakeError::Spool(_) => ApiError::Unavailable,
+        }
+    }
 }
 
 impl From<IngestError> for ApiError {

@@ -97,6 +97,9 @@ pub struct Delivery {
     pub errors: Vec<FieldError>,
     pub conversation_id: Option<String>,
     pub event_id: Option<i64>,
+    /// When it was synced to the spool, for a delivery replayed from it (the database was
+    /// away when it arrived).
+    pub spooled_at: Option<DateTime<Utc>>,
 }
 
 /// A stored event with the JSON object it came from.
@@ -248,6 +251,29 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.reprocess(delivery, parsed).await,
             Store::Postgres(s) => s.reprocess(delivery, parsed).await,
+        }
+    }
+
+    /// `(id, received_at, body)` of the deliveries received at any of `times`: how the
+    /// spool's replay recognizes a body that is already stored.
+    pub async fn deliveries_received_at(
+        &self,
+        times: &[DateTime<Utc>],
+    ) -> Result<Vec<(i64, DateTime<Utc>, Vec<u8>)>> {
+        match self {
+            Store::Sqlite(s) => s.deliveries_received_at(times).await,
+            Store::Postgres(s) => s.deliveries_received_at(times).await,
+        }
+    }
+
+    /// Sets `spooled_at` of deliveries replayed from the spool: `(delivery id, spooled at)`.
+    pub async fn mark_spooled(&self, marks: &[(i64, DateTime<Utc>)]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Sqlite(s) => s.mark_spooled(marks).await,
+            Store::Postgres(s) => s.mark_spooled(marks).await,
         }
     }
 

@@ -21,6 +21,7 @@ use super::query;
 
 mod dialouts;
 mod reads;
+mod spooled;
 mod write;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -196,7 +197,7 @@ impl PgStore {
     pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
         let row: Option<DeliveryRow> = sqlx::query_as(
             "select id, received_at, content_type, body, result, error, errors, conversation_id,
-                    event_id
+                    event_id, spooled_at
              from deliveries
              where id = $1",
         )

@@ -153,8 +153,8 @@ pub const CALL_COLUMNS: &str = "conversation_id, state, status, outcome, reason_
      occurred_at, first_seen_at, last_seen_at, event_count";
 
 /// Columns of a delivery, in the order `DeliveryRow` reads them.
-pub const DELIVERY_COLUMNS: &str =
-    "id, received_at, content_type, body, result, error, errors, conversation_id, event_id";
+pub const DELIVERY_COLUMNS: &str = "id, received_at, content_type, body, result, error, errors, conversation_id, event_id, \
+     spooled_at";
 
 /// Appends ` and …` for the filter's conditions on the dimensions the statistics tables
 /// keep too (state, outcome, AMD result, reason code); `no_amd_result` is the condition

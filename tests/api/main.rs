@@ -21,4 +21,5 @@ mod openapi;
 mod samples;
 mod seed;
 mod simulator;
+mod spool;
 mod stats;

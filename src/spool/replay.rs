@@ -1,0 +1,186 @@
+//! The replay: drains the spool into the store, oldest first, through the same pipeline as
+//! `/notify`, keeping each body's received time (docs/design.md#the-spool).
+//!
+//! A record leaves the spool only after its store commit. A crash between the two leaves
+//! it in both; the next run finds it in the store (same received time, same bytes) and
+//! only removes it from the spool, so no delivery is recorded twice.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+use super::file::{Record, Spool};
+use super::intake::{Intake, format_name};
+use crate::store::{NewDelivery, Recorded, Store, StoreError};
+
+/// Records replayed in one store transaction.
+const BATCH: usize = 256;
+/// How often an idle replay checks for work it was not woken for.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// The first and the longest wait after the store failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The wait for requests still on their way to the store or the spool.
+const IN_FLIGHT_WAIT: Duration = Duration::from_millis(5);
+
+/// Starts the replay of `intake`'s spool, if it has one. Aborting the task is safe at any
+/// point.
+pub fn start(intake: &Intake, store: Store) -> Option<JoinHandle<()>> {
+    let spool = intake.spool()?.clone();
+    Some(tokio::spawn(run(intake.clone(), spool, store)))
+}
+
+async fn run(intake: Intake, spool: Spool, store: Store) {
+    let mut store_ready = intake.store_ready();
+    if store_ready.wait_for(|ready| *ready).await.is_err() {
+        return;
+    }
+    let gate = intake.gate().clone();
+    let mut backoff = FIRST_BACKOFF;
+    let mut batch_size = BATCH;
+    loop {
+        let _ = tokio::time::timeout(IDLE_CHECK, gate.spooling()).await;
+        if !gate.is_spooling() {
+            continue;
+        }
+        // A write to the store that started before spooling did is waited for: it may
+        // still commit, and the replay must see it to leave its spooled copy out.
+        if gate.direct_in_flight() > 0 {
+            tokio::time::sleep(IN_FLIGHT_WAIT).await;
+            continue;
+        }
+        let records = match spool.oldest(batch_size).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::error!(%err, "cannot read the spool; replay waits");
+                tokio::time::sleep(MAX_BACKOFF).await;
+                continue;
+            }
+        };
+        if records.is_empty() {
+            if gate.resume_direct(|| spool.depth().records) {
+                tracing::info!("spool drained: notifications go to the database again");
+            } else {
+                tokio::time::sleep(IN_FLIGHT_WAIT).await;
+            }
+            continue;
+        }
+        match replay(&intake, &store, &spool, &records).await {
+            Ok(()) => {
+                backoff = FIRST_BACKOFF;
+                batch_size = BATCH;
+                let depth = spool.depth();
+                tracing::debug!(
+                    replayed = records.len(),
+                    left = depth.records,
+                    "spooled notifications replayed"
+                );
+            }
+            Err(Failure::Store(err)) if err.is_unavailable() => {
+                tracing::debug!(error = %err, retry_in_ms = backoff.as_millis(), "replay waits for the database");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(failure) => {
+                // Not the database being away: something about these records. One at a
+                // time, so that one record that cannot be stored holds up only itself.
+                tracing::error!(
+                    error = %failure,
+                    spool_id = records[0].id,
+                    "cannot replay spooled notifications; they stay in the spool"
+                );
+                if batch_size == 1 {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                batch_size = 1;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Spool(#[from] super::SpoolError),
+    #[error("spooled record {0} names format {1:?}, which this calltrail does not read")]
+    Format(i64, String),
+}
+
+/// Records `records` in the store (those not already there), marks their deliveries as
+/// spooled, then removes them from the spool.
+async fn replay(
+    intake: &Intake,
+    store: &Store,
+    spool: &Spool,
+    records: &[Record],
+) -> Result<(), Failure> {
+    let format = format_name(intake.ingest().format());
+    if let Some(other) = records.iter().find(|r| r.format != format) {
+        return Err(Failure::Format(other.id, other.format.clone()));
+    }
+    let deliveries: Vec<NewDelivery<'_>> = records.iter().map(delivery).collect();
+    let stored = already_stored(store, &deliveries).await?;
+    let missing: Vec<NewDelivery<'_>> = deliveries
+        .iter()
+        .zip(&stored)
+        .filter(|(_, stored)| stored.is_none())
+        .map(|(delivery, _)| *delivery)
+        .collect();
+    let mut recorded = intake.ingest().record_received(&missing).await?.into_iter();
+    let mut marks = Vec::with_capacity(records.len());
+    for (record, stored) in records.iter().zip(stored) {
+        let delivery_id = match stored {
+            Some(id) => id,
+            None => match recorded.next() {
+                Some(recorded) => delivery_id(recorded),
+                None => return Err(StoreError::Corrupt("a batch answered too few".into()).into()),
+            },
+        };
+        marks.push((delivery_id, record.spooled_at));
+    }
+    store.mark_spooled(&marks).await?;
+    spool.remove(records.iter().map(|r| r.id).collect()).await?;
+    Ok(())
+}
+
+/// For each delivery, the id of the one stored with the same received time and bytes, if
+/// any; each stored delivery stands for one spooled record at most.
+async fn already_stored(
+    store: &Store,
+    deliveries: &[NewDelivery<'_>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let times: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.received_at).collect();
+    let mut found: HashMap<(DateTime<Utc>, Vec<u8>), Vec<i64>> = HashMap::new();
+    for (id, received_at, body) in store.deliveries_received_at(&times).await? {
+        found.entry((received_at, body)).or_default().push(id);
+    }
+    Ok(deliveries
+        .iter()
+        .map(|d| {
+            found
+                .get_mut(&(d.received_at, d.body.to_vec()))
+                .and_then(Vec::pop)
+        })
+        .collect())
+}
+
+fn delivery(record: &Record) -> NewDelivery<'_> {
+    NewDelivery {
+        received_at: record.received_at,
+        content_type: record.content_type.as_deref(),
+        body: &record.body,
+    }
+}
+
+fn delivery_id(recorded: Recorded) -> i64 {
+    match recorded {
+        Recorded::Accepted { delivery_id, .. }
+        | Recorded::Duplicate { delivery_id, .. }
+        | Recorded::Rejected { delivery_id } => delivery_id,
+    }
+}
