@@ -21,7 +21,7 @@ use crate::notification::{Format, Notification, Rejection};
 
 /// How long a notification waits for the store to become ready at startup when there is
 /// no spool to take it.
-const STARTUP_WAIT: Duration = Duration::from_secs(10);
+const STARTUP_WAIT: Duration = Duration::from_secs(3);
 
 /// What became of a body.
 #[derive(Debug)]

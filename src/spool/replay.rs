@@ -131,7 +131,12 @@ async fn replay(
         .filter(|(_, stored)| stored.is_none())
         .map(|(delivery, _)| *delivery)
         .collect();
-    let mut recorded = intake.ingest().record_received(&missing).await?.into_iter();
+    let recorded = if missing.is_empty() {
+        Vec::new()
+    } else {
+        intake.ingest().record_received(&missing).await?
+    };
+    let mut recorded = recorded.into_iter();
     let mut marks = Vec::with_capacity(records.len());
     for (record, stored) in records.iter().zip(stored) {
         let delivery_id = match stored {
