@@ -16,12 +16,12 @@ use super::intake::{Intake, format_name};
 use crate::store::{NewDelivery, Recorded, Store, StoreError};
 
 /// Records replayed in one store transaction.
-const BATCH: usize = 256;
+const BATCH: usize = 512;
 /// How often an idle replay checks for work it was not woken for.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// The first and the longest wait after the store failed.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The wait for requests still on their way to the store or the spool.
 const IN_FLIGHT_WAIT: Duration = Duration::from_millis(5);
 
