@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::notification::{AmdMode, AmdResult, Event, Status};
+use crate::notification::{AmdMode, AmdResult, Event, Stage, Status};
 
 /// An event as stored: the normalized fields plus what the store knows about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,23 +124,19 @@ pub struct Call {
 /// Events are expected to share one conversation id; the record takes the id of the first.
 pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     let first = events.first()?;
-    let with_status = |status: Status| {
+    let at_stage = |stage: Stage| {
         events
             .iter()
-            .filter(move |e| e.event.known_status() == Some(status))
+            .filter(move |e| e.event.known_status().map(Status::stage) == Some(stage))
     };
 
     let (state, deciding) = [
-        (CallState::Completed, Status::Completed),
-        (CallState::Failed, Status::Failed),
-        (CallState::InProgress, Status::Answered),
+        (CallState::Completed, Stage::Completed),
+        (CallState::Failed, Stage::Failed),
+        (CallState::InProgress, Stage::Up),
     ]
     .into_iter()
-    .find_map(|(state, status)| {
-        with_status(status)
-            .max_by(tie_break)
-            .map(|e| (state, Some(e)))
-    })
+    .find_map(|(state, stage)| at_stage(stage).max_by(tie_break).map(|e| (state, Some(e))))
     .unwrap_or((CallState::Unknown, events.iter().max_by(tie_break)));
 
     let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
@@ -150,8 +146,8 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     let connected_at = if state == CallState::Failed {
         None
     } else {
-        with_status(Status::Answered)
-            .chain(with_status(Status::Completed))
+        at_stage(Stage::Up)
+            .chain(at_stage(Stage::Completed))
             .filter_map(|e| e.event.connect_time)
             .min()
     };
@@ -167,7 +163,13 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
         conversation_id: first.event.conversation_id.clone(),
         state,
         status: deciding.map(|e| e.event.status.clone()),
-        outcome: outcome(state, sip_code, reason_code.as_deref(), amd_result),
+        outcome: outcome(
+            state,
+            deciding.and_then(|e| e.event.known_status()),
+            sip_code,
+            reason_code.as_deref(),
+            amd_result,
+        ),
         reason_code,
         reason: from_terminal(|e| e.reason.clone()),
         sip_code,
@@ -199,21 +201,31 @@ fn tie_break(a: &&RecordedEvent, b: &&RecordedEvent) -> std::cmp::Ordering {
     key(a).cmp(&key(b))
 }
 
-/// The first matching row of CONTRACT §4's outcome table.
+/// The first matching row of the outcome table (docs/api.md, "The call record"); `status` is
+/// that of the event that decided `state` (jambonz's and Twilio's `busy`, `no-answer` and
+/// `canceled` say what SIP codes say for Kore.ai).
 pub fn outcome(
     state: CallState,
+    status: Option<Status>,
     sip_code: Option<u16>,
     reason_code: Option<&str>,
     amd_result: Option<AmdResult>,
 ) -> Outcome {
     let code_in = |codes: &[u16]| sip_code.is_some_and(|c| codes.contains(&c));
     let reason_in = |codes: &[&str]| reason_code.is_some_and(|r| codes.contains(&r));
+    let status_in = |statuses: &[Status]| status.is_some_and(|s| statuses.contains(&s));
     if state == CallState::Failed {
-        return if code_in(&[486, 600]) || reason_in(&["busy-here", "busy-everywhere"]) {
+        return if code_in(&[486, 600])
+            || reason_in(&["busy-here", "busy-everywhere"])
+            || status_in(&[Status::Busy])
+        {
             Outcome::Busy
         } else if code_in(&[480, 603]) || reason_in(&["temporarily-unavailable", "decline"]) {
             Outcome::Declined
-        } else if code_in(&[408, 487]) || reason_in(&["request-timeout", "request-terminated"]) {
+        } else if code_in(&[408, 487])
+            || reason_in(&["request-timeout", "request-terminated"])
+            || status_in(&[Status::NoAnswer, Status::Canceled])
+        {
             Outcome::NoAnswer
         } else if sip_code.is_some_and(|c| (500..=599).contains(&c))
             || reason_in(&["service-unavailable"])
@@ -240,358 +252,4 @@ pub fn outcome(
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_683_545_569 + seconds, 0).unwrap()
-    }
-
-    fn event(status: &str) -> Event {
-        Event {
-            conversation_id: "c-1".into(),
-            status: status.into(),
-            reason_code: None,
-            reason_code_raw: None,
-            reason: None,
-            sip_code: None,
-            sip_reason: None,
-            amd_mode: None,
-            amd_result: None,
-            duration_s: None,
-            connect_time: None,
-            disconnect_time: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    fn recorded(id: i64, event: Event) -> RecordedEvent {
-        RecordedEvent {
-            id,
-            content_hash: format!("{id:064x}"),
-            received_at: at(100 + id),
-            event,
-        }
-    }
-
-    #[test]
-    fn outcome_table_rows_in_order() {
-        use CallState::*;
-        type Row = (
-            CallState,
-            Option<u16>,
-            Option<&'static str>,
-            Option<AmdResult>,
-            Outcome,
-        );
-        let cases: &[Row] = &[
-            (Failed, Some(486), None, None, Outcome::Busy),
-            (Failed, Some(600), None, None, Outcome::Busy),
-            (Failed, None, Some("busy-everywhere"), None, Outcome::Busy),
-            (Failed, Some(480), None, None, Outcome::Declined),
-            (Failed, Some(603), None, None, Outcome::Declined),
-            (Failed, None, Some("decline"), None, Outcome::Declined),
-            (
-                Failed,
-                None,
-                Some("temporarily-unavailable"),
-                None,
-                Outcome::Declined,
-            ),
-            (Failed, Some(408), None, None, Outcome::NoAnswer),
-            (Failed, Some(487), None, None, Outcome::NoAnswer),
-            (
-                Failed,
-                None,
-                Some("request-terminated"),
-                None,
-                Outcome::NoAnswer,
-            ),
-            (Failed, Some(503), None, None, Outcome::Unavailable),
-            (Failed, Some(500), None, None, Outcome::Unavailable),
-            (
-                Failed,
-                None,
-                Some("service-unavailable"),
-                None,
-                Outcome::Unavailable,
-            ),
-            (Failed, Some(404), Some("not-found"), None, Outcome::Failed),
-            (
-                Failed,
-                None,
-                None,
-                Some(AmdResult::HumanDetected),
-                Outcome::Failed,
-            ),
-            (
-                Completed,
-                Some(200),
-                None,
-                Some(AmdResult::HumanDetected),
-                Outcome::Human,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::MachineDetected),
-                Outcome::Machine,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::MachineStoppedSpeaking),
-                Outcome::Machine,
-            ),
-            (
-                InProgress,
-                None,
-                None,
-                Some(AmdResult::ToneDetected),
-                Outcome::Machine,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::NoSpeechDetected),
-                Outcome::NoSpeech,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::DecisionTimeout),
-                Outcome::AmdUndetermined,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::Error),
-                Outcome::AmdUndetermined,
-            ),
-            (
-                Completed,
-                None,
-                None,
-                Some(AmdResult::Stopped),
-                Outcome::AmdUndetermined,
-            ),
-            (Completed, Some(200), None, None, Outcome::Connected),
-            (InProgress, None, None, None, Outcome::Connected),
-            (Unknown, None, None, None, Outcome::Unknown),
-            (
-                Unknown,
-                None,
-                None,
-                Some(AmdResult::HumanDetected),
-                Outcome::Human,
-            ),
-        ];
-        for (state, sip, reason, amd, expected) in cases {
-            assert_eq!(
-                outcome(*state, *sip, *reason, *amd),
-                *expected,
-                "{state:?} {sip:?} {reason:?} {amd:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn completed_beats_failed_beats_answered() {
-        let mut answered = event("answered");
-        answered.connect_time = Some(at(0));
-        let mut failed = event("failed");
-        failed.sip_code = Some(486);
-        failed.connect_time = Some(at(5));
-        failed.disconnect_time = Some(at(5));
-        let mut completed = event("completed");
-        completed.connect_time = Some(at(1));
-        completed.disconnect_time = Some(at(15));
-        completed.duration_s = Some(14);
-
-        let in_progress = fold(&[recorded(1, answered.clone())]).unwrap();
-        let failed_call = fold(&[recorded(1, failed.clone())]).unwrap();
-        let all = fold(&[
-            recorded(1, answered),
-            recorded(2, failed),
-            recorded(3, completed),
-        ])
-        .unwrap();
-
-        assert_eq!(
-            (in_progress.state, in_progress.outcome),
-            (CallState::InProgress, Outcome::Connected)
-        );
-        assert_eq!(in_progress.connected_at, Some(at(0)));
-        assert_eq!(in_progress.ended_at, None);
-        assert_eq!(
-            (failed_call.state, failed_call.outcome),
-            (CallState::Failed, Outcome::Busy)
-        );
-        assert_eq!(
-            failed_call.connected_at, None,
-            "a failed call never connected"
-        );
-        assert_eq!(
-            failed_call.occurred_at,
-            at(5),
-            "occurred_at falls back to ended_at"
-        );
-        assert_eq!(all.state, CallState::Completed);
-        assert_eq!(all.status.as_deref(), Some("completed"));
-        assert_eq!(
-            all.connected_at,
-            Some(at(0)),
-            "earliest connect of answered/completed"
-        );
-        assert_eq!(all.ended_at, Some(at(15)));
-        assert_eq!(all.duration_s, Some(14));
-        assert_eq!(
-            all.sip_code, None,
-            "taken from the deciding completed event"
-        );
-        assert_eq!(all.event_count, 3);
-        assert_eq!((all.first_seen_at, all.last_seen_at), (at(101), at(103)));
-    }
-
-    #[test]
-    fn amd_result_takes_the_highest_precedence() {
-        let results = [
-            AmdResult::HumanDetected,
-            AmdResult::MachineDetected,
-            AmdResult::DecisionTimeout,
-        ];
-        let events: Vec<_> = results
-            .iter()
-            .enumerate()
-            .map(|(i, result)| {
-                let mut e = event("completed");
-                e.amd_result = Some(*result);
-                recorded(i as i64, e)
-            })
-            .collect();
-
-        let call = fold(&events).unwrap();
-
-        assert_eq!(call.amd_result, Some(AmdResult::MachineDetected));
-        assert_eq!(call.outcome, Outcome::Machine);
-    }
-
-    #[test]
-    fn unknown_statuses_do_not_change_the_state() {
-        let call = fold(&[recorded(1, event("ringing"))]).unwrap();
-        assert_eq!(
-            (call.state, call.outcome),
-            (CallState::Unknown, Outcome::Unknown)
-        );
-        assert_eq!(call.status.as_deref(), Some("ringing"));
-        assert_eq!(
-            call.occurred_at,
-            at(101),
-            "occurred_at falls back to first_seen_at"
-        );
-        assert!(fold(&[]).is_none());
-    }
-
-    fn arb_time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
-        prop::option::of((0i64..5).prop_map(at))
-    }
-
-    fn arb_event() -> impl Strategy<Value = Event> {
-        let status = prop::sample::select(vec!["answered", "completed", "failed", "ringing"]);
-        let sip = prop::option::of(prop::sample::select(vec![200u16, 486, 480, 503, 408, 404]));
-        let reason = prop::option::of(prop::sample::select(vec![
-            "busy-here",
-            "caller-disconnected",
-            "decline",
-        ]));
-        let amd_result = prop::option::of(prop::sample::select(AmdResult::ALL.to_vec()));
-        let amd_mode = prop::option::of(prop::sample::select(AmdMode::ALL.to_vec()));
-        (
-            status,
-            sip,
-            reason,
-            amd_result,
-            amd_mode,
-            arb_time(),
-            arb_time(),
-            prop::option::of(0i64..60),
-        )
-            .prop_map(
-                |(
-                    status,
-                    sip_code,
-                    reason_code,
-                    amd_result,
-                    amd_mode,
-                    connect_time,
-                    disconnect_time,
-                    duration_s,
-                )| Event {
-                    sip_code,
-                    reason_code: reason_code.map(str::to_owned),
-                    amd_result,
-                    amd_mode,
-                    connect_time,
-                    disconnect_time,
-                    duration_s,
-                    ..event(status)
-                },
-            )
-    }
-
-    proptest! {
-        /// The call depends only on the set of events: shuffling which event arrived when
-        /// (ids and received times follow arrival) never changes the record.
-        #[test]
-        fn every_arrival_order_gives_the_same_call(
-            events in prop::collection::vec(arb_event(), 1..6),
-            order in Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()),
-        ) {
-            let arrive = |sequence: &[&Event]| -> Call {
-                let recorded: Vec<RecordedEvent> = sequence
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| {
-                        let mut r = recorded(i as i64, (*e).clone());
-                        // The identity of a notification is its content, not its arrival.
-                        r.content_hash = format!("{:?}", e);
-                        r
-                    })
-                    .collect();
-                fold(&recorded).unwrap()
-            };
-            let original: Vec<&Event> = events.iter().collect();
-            let expected = arrive(&original);
-            for permutation in permutations(&original, order) {
-                prop_assert_eq!(&arrive(&permutation), &expected);
-            }
-        }
-    }
-
-    /// Every permutation for small sets; for larger ones a seeded sample of them.
-    fn permutations<'a>(items: &[&'a Event], seed: u64) -> Vec<Vec<&'a Event>> {
-        let mut all = vec![Vec::new()];
-        for item in items {
-            let mut next = Vec::new();
-            for partial in &all {
-                for position in 0..=partial.len() {
-                    let mut p: Vec<&Event> = partial.clone();
-                    p.insert(position, *item);
-                    next.push(p);
-                }
-            }
-            all = next;
-        }
-        let step = (all.len() / 24).max(1);
-        let offset = (seed as usize) % step;
-        all.into_iter().skip(offset).step_by(step).collect()
-    }
-}
+mod tests;
