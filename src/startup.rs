@@ -12,6 +12,7 @@ use crate::dialout::Dialer;
 use crate::http::auth::Secrets;
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
+use crate::http::signed::Signatures;
 use crate::http::{AppState, NotifyGuard};
 use crate::ingest::{Ingest, Writer};
 use crate::notification::Format;
@@ -52,6 +53,8 @@ impl Application {
                 tokens: Secrets::new(&settings.notify.tokens),
                 max_body_bytes: settings.notify.max_body_bytes,
                 unauthorized: Arc::default(),
+                signatures: Signatures::new(settings),
+                bad_signatures: Arc::default(),
             },
             api_keys: Secrets::new(&settings.api.keys),
             readiness: Readiness::default(),

@@ -5,11 +5,13 @@ mod calls;
 mod deliveries;
 mod dialouts;
 pub mod error;
+mod gateways;
 pub mod health;
 mod notify;
 pub mod openapi;
 mod params;
 mod receipt;
+pub mod signed;
 mod stats;
 mod trace;
 
@@ -36,6 +38,10 @@ pub struct NotifyGuard {
     pub max_body_bytes: usize,
     /// Requests turned away for a missing or wrong token.
     pub unauthorized: Arc<AtomicU64>,
+    /// Each source's signing secrets.
+    pub signatures: signed::Signatures,
+    /// Requests turned away for a missing, wrong or stale signature.
+    pub bad_signatures: Arc<AtomicU64>,
 }
 
 /// Shared by every handler; handlers take only the parts they use.
@@ -80,6 +86,7 @@ fn routes(api_keys: Secrets) -> OpenApiRouter<AppState> {
         ));
     openapi::require_api_key(api.get_openapi_mut());
     let routes = notify::router()
+        .merge(gateways::router())
         .merge(health::router())
         .merge(openapi::router())
         .into_router();

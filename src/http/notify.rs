@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -18,13 +18,13 @@ use super::error::{ApiError, DisplayChain, Result};
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
-    BodyTooLarge, Internal, InvalidNotification, MalformedBody, Unauthorized, Unavailable,
+    BodyTooLarge, Internal, InvalidNotification, MalformedBody, NotifyUnauthorized, Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
 use super::receipt::{Receipt, answer};
 use super::{AppState, NotifyGuard};
 use crate::ingest::{Ingest, IngestError, Ingested};
-use crate::notification::Rejection;
+use crate::notification::{Format, Rejection};
 use crate::store::Recorded;
 
 /// The header a dial-out can ask the gateway to send through `notifyHeaders`.
@@ -56,11 +56,13 @@ struct TokenQuery {
         description = "One notification; any content type.",
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
     ),
+    params(("SAVG-Signature" = Option<String>, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`; required when `notify.signing_secrets` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = MalformedBody),
-        (status = 401, response = Unauthorized),
+        (status = 401, response = NotifyUnauthorized),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
         (status = 500, response = Internal),
@@ -70,11 +72,13 @@ struct TokenQuery {
 async fn notify(
     State(state): State<AppState>,
     query: Result<Query<TokenQuery>, QueryRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
     let query_token = query.ok().and_then(|Query(q)| q.token);
-    receive(state, query_token.as_deref(), headers, body).await
+    let request = Request::new(Format::Kore, query_token.as_deref(), &uri, headers);
+    receive(state, request, body).await
 }
 
 /// Receive a call-status notification, with the token in the path.
@@ -85,7 +89,11 @@ async fn notify(
     path = "/notify/{token}",
     operation_id = "notify_with_path_token",
     tag = "notify",
-    params(("token" = String, Path, description = "One of `notify.tokens`; logged as `***`.")),
+    params(
+        ("token" = String, Path, description = "One of `notify.tokens`; logged as `***`."),
+        ("SAVG-Signature" = Option<String>, Header,
+            description = "Required when `notify.signing_secrets` is set."),
+    ),
     request_body(
         description = "One notification; any content type.",
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
@@ -94,7 +102,7 @@ async fn notify(
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = MalformedBody),
-        (status = 401, response = Unauthorized),
+        (status = 401, response = NotifyUnauthorized),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
         (status = 500, response = Internal),
@@ -104,22 +112,80 @@ async fn notify(
 async fn notify_with_path_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    receive(state, Some(&token), headers, body).await
+    let request = Request::new(Format::Kore, Some(&token), &uri, headers);
+    receive(state, request, body).await
 }
 
-async fn receive(
-    state: AppState,
-    token: Option<&str>,
+/// What a receiving endpoint knows of a request besides its body.
+pub(super) struct Request<'a> {
+    format: Format,
+    token: Option<&'a str>,
+    uri: &'a Uri,
     headers: HeaderMap,
+}
+
+impl<'a> Request<'a> {
+    pub(super) fn new(
+        format: Format,
+        token: Option<&'a str>,
+        uri: &'a Uri,
+        headers: HeaderMap,
+    ) -> Self {
+        Self {
+            format,
+            token,
+            uri,
+            headers,
+        }
+    }
+}
+
+/// Token, then the body within its limit, then the source's signature over the raw bytes,
+/// then the pipeline for the source's format.
+pub(super) async fn receive(
+    state: AppState,
+    request: Request<'_>,
     body: Body,
 ) -> Result<Json<Receipt>> {
+    let Request {
+        format,
+        token,
+        uri,
+        headers,
+    } = request;
     authenticate(&state.notify, token, &headers)?;
     let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
+    verify_signature(&state.notify, format, &headers, uri, &body)?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
-    ingest(&state.ingest, &state.readiness, body, content_type).await
+    let pipeline = state.ingest.with_format(format);
+    ingest(&pipeline, &state.readiness, body, content_type).await
+}
+
+/// A configured source's signature must match; the body is then not stored at all.
+fn verify_signature(
+    guard: &NotifyGuard,
+    format: Format,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<()> {
+    guard
+        .signatures
+        .verify(format, headers, uri, body)
+        .map_err(|err| {
+            let count = guard.bad_signatures.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                bad_signatures_total = count,
+                source = format.as_str(),
+                reason = %err,
+                "notification with a missing, wrong or stale signature turned away"
+            );
+            ApiError::BadSignature(err.to_string())
+        })
 }
 
 /// Any one of the token sources may carry a configured token.

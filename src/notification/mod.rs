@@ -60,6 +60,23 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order of the documentation.
+    pub const ALL: [Format; 3] = [Format::Kore, Format::Jambonz, Format::Twilio];
+
+    /// The source's name, as calls carry it: `kore`, `jambonz`, `twilio`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Kore => "kore",
+            Format::Jambonz => "jambonz",
+            Format::Twilio => "twilio",
+        }
+    }
+
+    /// Reads a source's name back.
+    pub fn parse_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
     /// Parses one request body into a normalized notification, or says why it cannot be used.
     pub fn parse(
         self,
