@@ -210,7 +210,13 @@ async fn the_load_generator_reports_rate_latency_and_errors(backend: Backend) {
     assert_eq!(report.completed, 100);
     assert_eq!(report.ok, 100, "{report}");
     assert_eq!(report.error_count(), 0);
-    assert!(report.achieved_rate > 50.0, "{report}");
+    // The rate achieved depends on the machine; what the report must get right is its
+    // arithmetic, and the pacing: the 100th request is not due before 0.99 s.
+    assert!(report.elapsed_s >= 0.98, "{report}");
+    assert!(
+        (report.achieved_rate - report.completed as f64 / report.elapsed_s).abs() < 1e-9,
+        "{report}"
+    );
     let latency = report.latency.unwrap();
     assert!(
         latency.p50_ms <= latency.p95_ms
