@@ -15,7 +15,8 @@
 #                        [--rate 2000] [--rate-duration 10] [--log-level info]
 # Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the
 # PostgreSQL server; CALLTRAIL__* variables (e.g. CALLTRAIL__NOTIFY__BATCH_MAX=64) are passed
-# to calltrail. Traffic stays on 127.0.0.1; each phase stops after its duration.
+# to calltrail; CALLTRAIL_BENCH_BIN runs another calltrail binary (to compare two builds
+# back to back). Traffic stays on 127.0.0.1; each phase stops after its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

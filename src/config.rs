@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use crate::dialout::DialoutSettings;
+use crate::http::connection::ConnectionLimits;
 use crate::ingest::{self, GroupCommitSettings};
+use crate::metrics::MetricsSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
 pub use crate::telemetry::{LogFormat, LogSettings};
 
@@ -34,6 +36,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub log: LogSettings,
     pub dialout: DialoutSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +46,17 @@ pub struct ServerSettings {
     pub bind: SocketAddr,
     /// Must be true to listen on a non-loopback address without tokens and API keys.
     pub allow_unauthenticated: bool,
+    /// Client connections served at once; beyond it calltrail stops accepting until one
+    /// closes. Lowered (with a warning) to what the open-file limit allows.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, from its first byte (or from
+    /// connecting).
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a `/notify` body; a slower one gets `408`.
+    pub body_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request, and a response for
+    /// the client to read it.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -50,7 +64,27 @@ impl Default for ServerSettings {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_unauthenticated: false,
+            max_connections: 16_384,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
         }
+    }
+}
+
+impl ServerSettings {
+    /// The limits of every client connection.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+        }
+    }
+
+    /// How long a `/notify` body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 }
 
@@ -133,11 +167,23 @@ impl NotifySettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
     /// Accepted API keys for `/v1/*`; empty means the API is open.
     pub keys: Vec<String>,
+    /// How long a `/v1` request may take until its response starts (a streamed export's
+    /// body is not cut); a slower one is answered `503`.
+    pub timeout_ms: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            timeout_ms: 30_000,
+        }
+    }
 }
 
 /// A configuration that cannot be used, with the key at fault.
@@ -204,6 +250,17 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            ("api.timeout_ms", self.api.timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
         }
         if self.notify.max_body_bytes == 0 {
             return invalid("notify.max_body_bytes", "must be at least 1");

@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use crate::dialout::client::{GatewayClient, GatewayResult};
 use crate::dialout::{Dialout, DialoutRequest, DialoutSettings, DialoutState};
+use crate::metrics::{DIALOUTS, Metrics};
 use crate::store::dialouts::{DialoutFinish, Inserted, NewDialout};
 use crate::store::{Store, StoreError};
 
@@ -27,6 +28,7 @@ struct Inner {
     notify_url: String,
     /// How long a retried request waits for the first one to finish.
     max_wait: Duration,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -72,11 +74,13 @@ pub struct Placed {
 impl Dialer {
     /// A dialer for `settings`; `notify_token` (the first of `notify.tokens`) goes into the
     /// `notifyurl` path, after `dialout.public_url` or, without it, `http://{listening}`.
+    /// Each gateway answer is counted in `metrics`.
     pub fn new(
         store: Store,
         settings: &DialoutSettings,
         notify_token: Option<&str>,
         listening: std::net::SocketAddr,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         if !settings.enabled() {
             return Ok(Self::disabled());
@@ -103,6 +107,7 @@ impl Dialer {
                 client,
                 notify_url,
                 max_wait,
+                metrics,
             })),
         })
     }
@@ -155,6 +160,12 @@ impl Inner {
         };
         tracing::info!(dialout_id = pending.id, "placing a dial-out");
         let outcome = self.client.dial(&request, &self.notify_url).await;
+        let result = match outcome.result {
+            GatewayResult::Placed { .. } => "placed",
+            GatewayResult::Refused { .. } => "refused",
+            GatewayResult::Unreachable { .. } => "unreachable",
+        };
+        self.metrics.add(DIALOUTS, &[("result", result)], 1);
         let finish = finish(outcome.attempts, outcome.result);
         let dialout = self.store.finish_dialout(pending.id, &finish).await?;
         match dialout.state {

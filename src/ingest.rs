@@ -11,6 +11,7 @@ use chrono::Utc;
 
 pub use group_commit::{GroupCommitSettings, Writer};
 
+use crate::metrics::Metrics;
 use crate::notification::{Format, NormalizeSettings, Notification, Rejection};
 use crate::store::{self, NewDelivery, Recorded, Store, StoreError};
 
@@ -73,20 +74,31 @@ impl Ingest {
     }
 
     /// A pipeline whose [`Ingest::submit`] goes through one group-commit writer, which
-    /// this starts. Keep the [`Writer`] to wait for it to drain on shutdown: it stops once
-    /// every clone of this pipeline is dropped.
+    /// this starts and which records its batches in `metrics`. Keep the [`Writer`] to wait
+    /// for it to drain on shutdown: it stops once every clone of this pipeline is dropped.
     pub fn with_group_commit(
         store: Store,
         format: Format,
         settings: NormalizeSettings,
         group_commit: GroupCommitSettings,
+        metrics: Metrics,
     ) -> (Self, Writer) {
-        let (queue, writer) = group_commit::start(store.clone(), group_commit);
+        let (queue, writer) = group_commit::start(store.clone(), group_commit, metrics);
         let ingest = Self {
             queue: Some(queue),
             ..Self::new(store, format, settings)
         };
         (ingest, writer)
+    }
+
+    /// The gateway format this pipeline reads.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Bodies waiting for the group-commit writer and how many may wait; `None` without one.
+    pub fn queue_depth(&self) -> Option<(usize, usize)> {
+        self.queue.as_ref().map(group_commit::Queue::depth)
     }
 
     /// Records one body, received now, in a transaction of its own. Returns after the

@@ -10,6 +10,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod metrics;
 pub mod notification;
 pub mod reprocess;
 pub mod sim;

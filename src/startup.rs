@@ -10,10 +10,13 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::dialer::Dialer;
 use crate::http::auth::Secrets;
+use crate::http::connection::{self, ConnectionInfo, Listener};
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
-use crate::http::{AppState, NotifyGuard};
+use crate::http::metrics::Scrape;
+use crate::http::{AppState, MetricsRoute, NotifyGuard, Routing};
 use crate::ingest::{Ingest, Writer};
+use crate::metrics::{Metrics, UPKEEP_EVERY};
 use crate::notification::Format;
 use crate::reprocess::Reprocessor;
 use crate::store::Store;
@@ -21,9 +24,15 @@ use crate::store::Store;
 /// How long shutdown waits for the group-commit writer once every request is answered.
 const WRITER_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Descriptors kept for other than client connections: the database pool, the SQLite
+/// files, the listeners, the logs.
+const RESERVED_DESCRIPTORS: usize = 256;
+
 /// A bound, ready-to-serve calltrail.
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
+    /// `metrics.bind`, when set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     writer: Writer,
 }
@@ -38,7 +47,20 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let metrics_listener = match settings.metrics.bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen on metrics.bind {bind}"))?,
+            ),
+            None => None,
+        };
         warn_if_open(settings);
+        let metrics = Metrics::new();
+        let mut limits = settings.server.connection_limits();
+        let reserve = RESERVED_DESCRIPTORS + settings.database.max_connections as usize;
+        limits.max_connections = connection::connections_allowed(limits.max_connections, reserve);
+        let listener = Listener::new(listener, limits, metrics.clone());
         let (ingest, writer) = Ingest::with_group_commit(
             store.clone(),
             Format::Kore,
@@ -46,13 +68,23 @@ impl Application {
             settings
                 .notify
                 .group_commit_settings(crate::ingest::default_writers(&store)),
+            metrics.clone(),
         );
+        let routing = Routing {
+            api_timeout: Duration::from_millis(settings.api.timeout_ms),
+            metrics: match (settings.metrics.bind, settings.metrics.public) {
+                (Some(_), public) => MetricsRoute::Elsewhere { public },
+                (None, true) => MetricsRoute::Public,
+                (None, false) => MetricsRoute::Protected,
+            },
+        };
         let state = AppState {
             ingest,
             store: store.clone(),
             notify: NotifyGuard {
                 tokens: Secrets::new(&settings.notify.tokens),
                 max_body_bytes: settings.notify.max_body_bytes,
+                body_timeout: settings.server.body_timeout(),
                 unauthorized: Arc::default(),
             },
             api_keys: Secrets::new(&settings.api.keys),
@@ -66,12 +98,20 @@ impl Application {
                 store,
                 &settings.dialout,
                 settings.notify.tokens.first().map(String::as_str),
-                listener.local_addr()?,
+                axum::serve::Listener::local_addr(&listener)?,
+                metrics.clone(),
             )
             .context("cannot set up dial-outs")?,
+            scrape: Scrape {
+                metrics: metrics.clone(),
+                connections: Some(listener.counter()),
+            },
+            metrics,
+            routing,
         };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             writer,
         })
@@ -79,10 +119,15 @@ impl Application {
 
     /// The port actually bound.
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
+        axum::serve::Listener::local_addr(&self.listener)
             .map(|a| a.port())
             .unwrap_or_default()
+    }
+
+    /// The port of `metrics.bind`, when set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let listener = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
     }
 
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
@@ -102,15 +147,37 @@ impl Application {
             self.state.readiness.clone(),
         ));
         tracing::info!(
-            address = %self.listener.local_addr()?,
+            address = %axum::serve::Listener::local_addr(&self.listener)?,
             database = store.backend(),
             "calltrail listening"
         );
-        let app = crate::http::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed")?;
+        let upkeep = tokio::spawn(upkeep(self.state.metrics.clone()));
+        // Both listeners stop on the one signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let app = crate::http::metrics_router(self.state.clone());
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            })
+        });
+        let app =
+            crate::http::router(self.state).into_make_service_with_connect_info::<ConnectionInfo>();
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
+            .await;
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.await??;
+        }
+        served.context("server failed")?;
+        upkeep.abort();
         // Every request has been answered, so the queue is empty and its senders are gone;
         // the writer ends by itself.
         if !self.writer.finish(WRITER_DRAIN_TIMEOUT).await {
@@ -120,6 +187,15 @@ impl Application {
         store.close().await;
         tracing::info!("calltrail stopped");
         Ok(())
+    }
+}
+
+/// Folds latency samples into their buckets every few seconds, scraped or not.
+async fn upkeep(metrics: Metrics) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        every.tick().await;
+        metrics.upkeep();
     }
 }
 

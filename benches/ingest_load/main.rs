@@ -517,7 +517,12 @@ struct Server {
 impl Server {
     fn start(database: &Database, bind: SocketAddr, log_level: &str) -> anyhow::Result<Self> {
         let log = std::env::temp_dir().join(format!("calltrail-bench-{}.log", bind.port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        // `CALLTRAIL_BENCH_BIN` runs another build, e.g. to compare two commits back to back.
+        let binary = std::env::var_os("CALLTRAIL_BENCH_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_calltrail")),
+            PathBuf::from,
+        );
+        let child = Command::new(binary)
             .env("DATABASE_URL", database.url())
             .env("CALLTRAIL__SERVER__BIND", bind.to_string())
             .env("CALLTRAIL__LOG__LEVEL", log_level)

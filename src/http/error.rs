@@ -23,6 +23,10 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the body did not arrive within {limit_ms} ms; nothing was stored")]
+    BodyTimeout { limit_ms: u128 },
+    #[error("the request took longer than {limit_ms} ms; retry later or narrow it")]
+    Timeout { limit_ms: u128 },
     #[error("{detail}")]
     Malformed {
         detail: String,
@@ -130,6 +134,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
@@ -153,6 +159,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 ("urn:calltrail:problem:body-too-large", "Body too large")
             }
+            ApiError::BodyTimeout { .. } => ("urn:calltrail:problem:body-timeout", "Body too slow"),
+            ApiError::Timeout { .. } => ("urn:calltrail:problem:timeout", "Took too long"),
             ApiError::Malformed { .. } => {
                 ("urn:calltrail:problem:malformed-body", "Malformed body")
             }
@@ -248,8 +256,13 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match self {
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::Timeout { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            ApiError::BodyTimeout { .. } => {
+                // The rest of the body is never read: the connection cannot carry another
+                // request.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::Overloaded | ApiError::IdempotencyConflict(_) => {
                 headers.insert(

@@ -2,21 +2,25 @@
 
 pub mod auth;
 mod calls;
+pub mod connection;
 mod dashboard;
 mod deliveries;
 mod dialouts;
 pub mod error;
 pub(crate) mod extract;
 pub mod health;
+pub mod metrics;
 mod notify;
 pub mod openapi;
 mod params;
 mod receipt;
 mod stats;
+mod timeout;
 mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -26,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::dialer::Dialer;
 use crate::ingest::Ingest;
+use crate::metrics::Metrics;
 use crate::reprocess::Reprocessor;
 use crate::store::Store;
 use auth::Secrets;
@@ -36,6 +41,8 @@ use health::Readiness;
 pub struct NotifyGuard {
     pub tokens: Secrets,
     pub max_body_bytes: usize,
+    /// How long a body may take to arrive once its headers have.
+    pub body_timeout: Duration,
     /// Requests turned away for a missing or wrong token.
     pub unauthorized: Arc<AtomicU64>,
 }
@@ -50,34 +57,102 @@ pub struct AppState {
     pub readiness: Readiness,
     pub reprocessor: Reprocessor,
     pub dialer: Dialer,
+    pub metrics: Metrics,
+    pub scrape: metrics::Scrape,
+    pub routing: Routing,
+}
+
+/// How the routes are assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    /// How long a `/v1` handler may take until its response head.
+    pub api_timeout: Duration,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsRoute,
+}
+
+/// Where `/metrics` is served, and to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsRoute {
+    /// On the main listener, behind `api.keys`.
+    Protected,
+    /// On the main listener, to anyone (`metrics.public = true`).
+    Public,
+    /// Only on `metrics.bind` ([`metrics_router`]), behind `api.keys` unless public.
+    Elsewhere { public: bool },
 }
 
 /// The whole application's routes with their middleware.
 pub fn router(state: AppState) -> Router {
-    let (routes, document) = routes(state.api_keys.clone()).split_for_parts();
+    let (routes, document) = routes(&state).split_for_parts();
     let routes = routes
         .layer(openapi::serve_document(&document))
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    finish(routes, state)
+}
+
+/// The routes of `metrics.bind`: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    let public = matches!(
+        state.routing.metrics,
+        MetricsRoute::Elsewhere { public: true }
+    );
+    let (routes, _) = metrics_routes(&state, public).split_for_parts();
+    let routes = routes
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    finish(routes, state)
+}
+
+/// The middleware every request goes through, outermost last: metrics by route, request
+/// ids and logs, and the connection's in-flight mark.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
         .with_state(state);
-    trace::layer(routes)
+    trace::layer(routes).layer(middleware::from_fn(connection::track))
 }
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(Secrets::new::<&str>(&[])).into_openapi()
+    documented_routes(
+        &Secrets::new::<&str>(&[]),
+        Duration::MAX,
+        MetricsRoute::Protected,
+    )
+    .into_openapi()
 }
 
-/// Every route with its documentation (see [`openapi::Routes`]); `/v1` behind the API key,
-/// in the code and in the document alike.
-fn routes(api_keys: Secrets) -> OpenApiRouter<AppState> {
+fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    documented_routes(
+        &state.api_keys,
+        state.routing.api_timeout,
+        state.routing.metrics,
+    )
+}
+
+/// Every route with its documentation (see [`openapi::Routes`]); `/v1` behind the API key
+/// and a time limit, in the code and in the document alike.
+fn documented_routes(
+    api_keys: &Secrets,
+    api_timeout: Duration,
+    metrics_route: MetricsRoute,
+) -> OpenApiRouter<AppState> {
     let mut api = calls::router()
         .merge(stats::router())
         .merge(deliveries::router())
         .merge(dialouts::router())
         .into_router()
         .route_layer(middleware::from_fn_with_state(
-            api_keys,
+            timeout::ApiTimeout(api_timeout),
+            timeout::limit,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            api_keys.clone(),
             auth::require_api_key,
         ));
     openapi::require_api_key(api.get_openapi_mut());
@@ -86,7 +161,29 @@ fn routes(api_keys: Secrets) -> OpenApiRouter<AppState> {
         .merge(openapi::router())
         .merge(dashboard::router())
         .into_router();
+    let routes = match metrics_route {
+        MetricsRoute::Protected => routes.merge(protected_metrics(api_keys)),
+        MetricsRoute::Public => routes.merge(metrics::router().into_router()),
+        MetricsRoute::Elsewhere { .. } => routes,
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes)
         .nest("/v1", api)
+}
+
+fn metrics_routes(state: &AppState, public: bool) -> OpenApiRouter<AppState> {
+    if public {
+        metrics::router().into_router()
+    } else {
+        protected_metrics(&state.api_keys)
+    }
+}
+
+fn protected_metrics(api_keys: &Secrets) -> OpenApiRouter<AppState> {
+    metrics::router()
+        .into_router()
+        .route_layer(middleware::from_fn_with_state(
+            api_keys.clone(),
+            auth::require_api_key,
+        ))
 }

@@ -2,6 +2,7 @@
 //! the body within its limit, then hand it to the pipeline and answer only after the commit.
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -17,7 +18,7 @@ use super::extract::Path;
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
-    BadRequest, BodyTooLarge, Internal, InvalidNotification, Unauthorized, Unavailable,
+    BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, Unauthorized, Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
 use super::receipt::{Receipt, answer};
@@ -56,6 +57,7 @@ pub fn router() -> Routes {
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 408, response = BodyTimeout),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
         (status = 500, response = Internal),
@@ -94,6 +96,7 @@ async fn notify(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 408, response = BodyTimeout),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
         (status = 500, response = Internal),
@@ -109,16 +112,59 @@ async fn notify_with_path_token(
     receive(state, &[token], headers, body).await
 }
 
+/// Receives one notification and counts it by its result.
 async fn receive(
     state: AppState,
     tokens: &[String],
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
+    let started = Instant::now();
+    let answer = receive_counted(&state, tokens, headers, body).await;
+    let (result, stored) = result_label(&answer);
+    state.metrics.notification(
+        state.ingest.format().source(),
+        result,
+        stored.then(|| started.elapsed()),
+    );
+    answer
+}
+
+async fn receive_counted(
+    state: &AppState,
+    tokens: &[String],
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>> {
     authenticate(&state.notify, tokens, &headers)?;
-    let body = read_limited(body, &headers, state.notify.max_body_bytes).await?;
+    let guard = &state.notify;
+    let body = read_limited(body, &headers, guard.max_body_bytes, guard.body_timeout).await?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
     ingest(&state.ingest, &state.readiness, body, content_type).await
+}
+
+/// The `result` label of an answer (docs/operations.md#metrics), and whether its body was
+/// recorded as a delivery.
+fn result_label(answer: &Result<Json<Receipt>>) -> (&'static str, bool) {
+    match answer {
+        Ok(Json(receipt)) => (receipt.result, true),
+        Err(
+            ApiError::Malformed {
+                delivery_id: Some(_),
+                ..
+            }
+            | ApiError::Invalid {
+                delivery_id: Some(_),
+                ..
+            },
+        ) => ("rejected", true),
+        Err(ApiError::Unauthorized(_)) => ("unauthorized", false),
+        Err(ApiError::PayloadTooLarge { .. }) => ("too_large", false),
+        Err(ApiError::BodyTimeout { .. }) => ("timeout", false),
+        Err(ApiError::Overloaded) => ("overloaded", false),
+        Err(ApiError::Unavailable) => ("unavailable", false),
+        Err(_) => ("error", false),
+    }
 }
 
 /// Any of the token sources (path or `?token=` in `tokens`, `Authorization: Bearer`,
@@ -142,34 +188,52 @@ fn authenticate(guard: &NotifyGuard, tokens: &[String], headers: &HeaderMap) -> 
     ))
 }
 
-/// Reads at most `limit` bytes; a declared or actual larger body is a 413.
-async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+/// Reads at most `limit` bytes within `deadline`: a declared or actual larger body is a
+/// 413, a body still incomplete at the deadline a 408 (a body that never arrived whole is
+/// not stored).
+async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes> {
     let declared =
         header_value(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     let mut body = body;
-    let mut buffer = BytesMut::new();
     if declared.is_none_or(|len| len <= limit as u64) {
-        let mut too_large = false;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|err| ApiError::Malformed {
-                detail: format!("the body could not be read: {err}"),
-                delivery_id: None,
-            })?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if buffer.len() + data.len() > limit {
-                too_large = true;
-                break;
+        let read = tokio::time::timeout(deadline, read_within(&mut body, limit)).await;
+        match read {
+            Err(_) => {
+                return Err(ApiError::BodyTimeout {
+                    limit_ms: deadline.as_millis(),
+                });
             }
-            buffer.extend_from_slice(&data);
-        }
-        if !too_large {
-            return Ok(buffer.freeze());
+            Ok(Ok(Some(bytes))) => return Ok(bytes),
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => return Err(err),
         }
     }
     drain(body).await;
     Err(ApiError::PayloadTooLarge { limit })
+}
+
+/// The whole body, or `None` once it has more than `limit` bytes.
+async fn read_within(body: &mut Body, limit: usize) -> Result<Option<Bytes>> {
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| ApiError::Malformed {
+            detail: format!("the body could not be read: {err}"),
+            delivery_id: None,
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > limit {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(Some(buffer.freeze()))
 }
 
 /// Reads and discards what is left of an oversized body, within bounds, before answering:

@@ -24,9 +24,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use responses::{
-    BadRequest, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict, Internal,
-    InvalidDialout, InvalidNotification, InvalidParameter, MalformedBody, NotFound, Unauthorized,
-    Unavailable,
+    BadRequest, BodyTimeout, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict,
+    Internal, InvalidDialout, InvalidNotification, InvalidParameter, MalformedBody, NotFound,
+    Unauthorized, Unavailable,
 };
 
 /// A resource's routes, documented by construction: the only way in is [`Routes::routes`],
@@ -73,7 +73,7 @@ impl Routes {
         (name = "stats", description = "Counts, rates, durations and time buckets over calls."),
         (name = "deliveries", description = "Every body received at `/notify`, and reprocessing it."),
         (name = "dialouts", description = "Calls placed through the voice gateway, each correlated with its call."),
-        (name = "operations", description = "Liveness and readiness."),
+        (name = "operations", description = "Liveness, readiness and metrics."),
         (name = "reference", description = "This document and its browsable page."),
         (name = "dashboard", description = "The dashboard: pages served to a browser, which call `/v1`."),
     ),
@@ -87,6 +87,7 @@ impl Routes {
             Unauthorized,
             NotFound,
             BodyTooLarge,
+            BodyTimeout,
             Unavailable,
             Internal,
             InvalidDialout,
@@ -218,8 +219,8 @@ mod tests {
     use utoipa::ToResponse;
 
     use super::responses::{
-        BodyTooLarge, Internal, InvalidNotification, InvalidParameter, MalformedBody, NotFound,
-        Unauthorized, Unavailable,
+        BodyTimeout, BodyTooLarge, Internal, InvalidNotification, InvalidParameter, MalformedBody,
+        NotFound, Unauthorized, Unavailable,
     };
 
     fn document() -> Value {
@@ -324,6 +325,7 @@ mod tests {
             (Unauthorized::response(), 401),
             (NotFound::response(), 404),
             (BodyTooLarge::response(), 413),
+            (BodyTimeout::response(), 408),
             (Unavailable::response(), 503),
             (Internal::response(), 500),
         ];

@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{IngestError, Ingested};
+use crate::metrics::{BATCH_SIZE, Metrics, STORE_ERRORS, WRITER_COMMITS};
 use crate::notification::{Notification, Rejection};
 use crate::store::{Committed, NewDelivery, Pending, Recorded, Store, StoreError};
 
@@ -98,16 +99,29 @@ async fn join_all(tasks: Vec<JoinHandle<()>>) -> Vec<Result<(), tokio::task::Joi
 type Jobs = Arc<Mutex<mpsc::Receiver<Job>>>;
 
 /// Starts the writers for `store`.
-pub(super) fn start(store: Store, settings: GroupCommitSettings) -> (Queue, Writer) {
+pub(super) fn start(
+    store: Store,
+    settings: GroupCommitSettings,
+    metrics: Metrics,
+) -> (Queue, Writer) {
     let (jobs, receiver) = mpsc::channel(settings.queue_capacity.max(1));
     let receiver: Jobs = Arc::new(Mutex::new(receiver));
     let tasks = (0..settings.writers.max(1))
-        .map(|_| tokio::spawn(run(store.clone(), receiver.clone(), settings)))
+        .map(|_| {
+            let writer = run(store.clone(), receiver.clone(), settings, metrics.clone());
+            tokio::spawn(writer)
+        })
         .collect();
     (Queue { jobs }, Writer { tasks })
 }
 
 impl Queue {
+    /// Bodies waiting (or being handed over) and the most that may.
+    pub(super) fn depth(&self) -> (usize, usize) {
+        let capacity = self.jobs.max_capacity();
+        (capacity - self.jobs.capacity(), capacity)
+    }
+
     /// Queues one parsed body and waits for the commit that holds it.
     pub(super) async fn submit(
         &self,
@@ -137,14 +151,14 @@ impl Queue {
 /// until the queue closes. The next batch is taken as soon as the commit returns, so that
 /// on a store that syncs commits apart from making them (SQLite), one batch is written
 /// while the disk syncs the last.
-async fn run(store: Store, jobs: Jobs, settings: GroupCommitSettings) {
+async fn run(store: Store, jobs: Jobs, settings: GroupCommitSettings, metrics: Metrics) {
     let mut answering = JoinSet::new();
     loop {
         let batch = take_batch(&mut *jobs.lock().await, settings).await;
         if batch.is_empty() {
             break;
         }
-        answering.spawn(write(&store, batch).await.give());
+        answering.spawn(write(&store, batch).await.give(metrics.clone()));
         while answering.try_join_next().is_some() {}
         // A disk that does not keep up holds the writer back, and the queue fills.
         while answering.len() >= MAX_AWAITING_DISK {
@@ -217,14 +231,40 @@ async fn write(store: &Store, batch: Vec<Job>) -> Answers {
 }
 
 impl Answers {
-    /// Waits for the commit to be on disk and answers each job.
-    async fn give(self) {
+    /// Waits for the commit to be on disk, records it in `metrics` and answers each job.
+    async fn give(self, metrics: Metrics) {
+        let size = self.batch.len();
         let results = match self.committed {
             Ok(committed) => match committed.durable().await {
-                Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-                Err(err) => failed(self.batch.len(), err),
+                Ok(recorded) => {
+                    metrics.add(WRITER_COMMITS, &[("result", "committed")], 1);
+                    metrics.observe(BATCH_SIZE, &[], size as f64);
+                    recorded.into_iter().map(Ok).collect()
+                }
+                Err(err) => {
+                    metrics.add(WRITER_COMMITS, &[("result", "failed")], 1);
+                    metrics.add(STORE_ERRORS, &[("kind", error_kind(&err))], 1);
+                    failed(size, err)
+                }
             },
-            Err(results) => results,
+            Err(results) => {
+                // One error shared by the whole batch, or each body recorded on its own.
+                let mut last: Option<&Arc<StoreError>> = None;
+                for result in &results {
+                    match result {
+                        Ok(_) => metrics.add(WRITER_COMMITS, &[("result", "committed")], 1),
+                        Err(IngestError::Store(err))
+                            if !last.is_some_and(|l| Arc::ptr_eq(l, err)) =>
+                        {
+                            metrics.add(WRITER_COMMITS, &[("result", "failed")], 1);
+                            metrics.add(STORE_ERRORS, &[("kind", error_kind(err))], 1);
+                            last = Some(err);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                results
+            }
         };
         for (job, recorded) in self.batch.into_iter().zip(results) {
             // A request whose client went away no longer listens; its rows are stored anyway.
@@ -234,6 +274,15 @@ impl Answers {
             });
             let _ = job.reply.send(answer);
         }
+    }
+}
+
+/// The `kind` label of a store error.
+fn error_kind(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::Sync(_) => "sync",
+        err if err.is_unavailable() => "unavailable",
+        _ => "other",
     }
 }
 

@@ -52,6 +52,13 @@ pub enum Format {
 }
 
 impl Format {
+    /// The name of the gateway whose notifications this reads, as calls and metrics carry it.
+    pub fn source(self) -> &'static str {
+        match self {
+            Format::Kore => "kore",
+        }
+    }
+
     /// Parses one request body into a normalized notification, or says why it cannot be used.
     pub fn parse(
         self,

@@ -28,6 +28,8 @@ fn init_logs() {
 /// A running calltrail.
 pub struct TestApp {
     pub address: String,
+    /// `metrics.bind`'s address, when set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     /// The same database, for reading what was stored.
     pub store: Store,
@@ -64,6 +66,9 @@ pub async fn spawn(settings: Settings) -> TestApp {
         .await
         .expect("calltrail builds");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stop.await;
@@ -71,6 +76,7 @@ pub async fn spawn(settings: Settings) -> TestApp {
     let store = Store::connect_lazy(&settings.database.url, 2).expect("store");
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         store,
         shutdown: Some(shutdown),

@@ -288,6 +288,7 @@ async fn the_document_and_the_router_serve_the_same_operations(backend: Backend)
         "GET /",
         "GET /dashboard",
         "GET /dashboard/{file}",
+        "GET /metrics",
     ] {
         assert!(
             succeeded.contains(expected),

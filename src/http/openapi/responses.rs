@@ -122,10 +122,16 @@ responses! {
          `/v1`); nothing was stored.",
         ApiError::PayloadTooLarge { limit: 65536 },
     );
+    /// `408`.
+    BodyTimeout => problem(
+        "The body did not arrive within `server.body_timeout_ms`; nothing was stored.",
+        ApiError::BodyTimeout { limit_ms: 30_000 },
+    );
     /// `503`.
     Unavailable => problem(
         "The database is unavailable (or, for `/notify`, calltrail is receiving faster than \
-         it can store); nothing was stored. Retry after `Retry-After` seconds.",
+         it can store; for `/v1`, the request took longer than `api.timeout_ms`); nothing \
+         was stored. Retry after `Retry-After` seconds.",
         ApiError::Unavailable,
     )
     .header(
