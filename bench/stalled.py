@@ -2,6 +2,7 @@
 """The stalled-connections benchmark of bench/stalled.sh (standard library only).
 
     stalled.py BASE_URL PID
+    stalled.py --sequential BASE_URL PATH N   (for bench/instructions.sh)
 
 Times POST /notify from one well-behaved sender (sequential requests on one keep-alive
 connection) three times: before, while STALLED connections each hold half a request, and
@@ -85,7 +86,34 @@ def stall(host, port, count):
     return sockets
 
 
+def sequential(base_url, path, count):
+    """Waits until calltrail is ready, then sends `count` requests to `path`, one at a time."""
+    url = urllib.parse.urlsplit(base_url)
+    for _ in range(600):
+        try:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    for _ in range(count):
+        if path == "/notify":
+            conn.request("POST", path, notification(), {"content-type": "application/json"})
+        else:
+            conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"{path} answered {response.status}")
+
+
 def main():
+    if sys.argv[1] == "--sequential":
+        sequential(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     url = urllib.parse.urlsplit(sys.argv[1])
     pid = int(sys.argv[2])
     host, port = url.hostname, url.port

@@ -8,11 +8,12 @@
 //! The registry is this application's own, not a process-wide one: two calltrails in one
 //! process (as in the tests) count apart.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use metrics::{Key, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
@@ -171,7 +172,15 @@ const BATCH_BUCKETS: &[f64] = &[
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
+/// At most two labels of fixed words, unused ones `("", "")`: a key for the handle caches
+/// that is built without allocating.
+type Labels = [(&'static str, &'static str); 2];
+
 /// The application's metrics: cheap to clone, shared by every part that records.
+///
+/// Recording looks up a cached handle (an atomic counter, a histogram's sample buffer)
+/// under a read lock; the registry is asked only the first time a metric and label set is
+/// seen, so that the request path does not allocate.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -180,6 +189,10 @@ pub struct Metrics {
 struct Inner {
     recorder: metrics_exporter_prometheus::PrometheusRecorder,
     handle: PrometheusHandle,
+    counters: RwLock<HashMap<(&'static str, Labels), Counter>>,
+    histograms: RwLock<HashMap<(&'static str, Labels), Histogram>>,
+    /// Per route template, its request handles by method and status class.
+    routes: RwLock<HashMap<String, Arc<RouteHandles>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -212,7 +225,13 @@ impl Metrics {
         }
         let handle = recorder.handle();
         let metrics = Self {
-            inner: Arc::new(Inner { recorder, handle }),
+            inner: Arc::new(Inner {
+                recorder,
+                handle,
+                counters: RwLock::default(),
+                histograms: RwLock::default(),
+                routes: RwLock::default(),
+            }),
         };
         metrics.set(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
         metrics
@@ -229,15 +248,15 @@ impl Metrics {
         self.inner.handle.run_upkeep();
     }
 
-    /// Adds `by` to a counter.
+    /// Adds `by` to a counter with at most two labels.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &'static str)], by: u64) {
-        self.inner
-            .recorder
-            .register_counter(&key(name, labels), &METADATA)
-            .increment(by);
+        let counter = cached(&self.inner.counters, name, labels, |key| {
+            self.inner.recorder.register_counter(key, &METADATA)
+        });
+        counter.increment(by);
     }
 
-    /// Sets a gauge.
+    /// Sets a gauge (seldom: when scraped, or once).
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &'static str)], value: f64) {
         self.inner
             .recorder
@@ -245,15 +264,15 @@ impl Metrics {
             .set(value);
     }
 
-    /// Records one value of a histogram.
+    /// Records one value of a histogram with at most two labels.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &'static str)], value: f64) {
-        self.inner
-            .recorder
-            .register_histogram(&key(name, labels), &METADATA)
-            .record(value);
+        let histogram = cached(&self.inner.histograms, name, labels, |key| {
+            self.inner.recorder.register_histogram(key, &METADATA)
+        });
+        histogram.record(value);
     }
 
-    /// One notification answered; `reached_store` for those recorded as a delivery.
+    /// One notification answered; `elapsed` for those recorded as a delivery.
     pub fn notification(
         &self,
         source: &'static str,
@@ -272,26 +291,73 @@ impl Metrics {
 
     /// One HTTP request answered. `route` is the matched route template (`/v1/calls/{id}`)
     /// or `unmatched`, never the request's path.
-    pub fn http_request(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
-        let route = SharedString::from(route.to_owned());
-        let labels = vec![
-            Label::new("route", route.clone()),
-            Label::from_static_parts("method", method),
-            Label::from_static_parts("status", status_class(status)),
-        ];
-        self.inner
-            .recorder
-            .register_counter(&Key::from_parts(HTTP_REQUESTS, labels), &METADATA)
-            .increment(1);
-        let labels = vec![
-            Label::new("route", route),
-            Label::from_static_parts("method", method),
-        ];
-        self.inner
-            .recorder
-            .register_histogram(&Key::from_parts(HTTP_DURATION, labels), &METADATA)
-            .record(elapsed.as_secs_f64());
+    pub fn http_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let found = self
+            .inner
+            .routes
+            .read()
+            .ok()
+            .and_then(|r| r.get(route).cloned());
+        let handles = found.unwrap_or_else(|| {
+            let mut routes = self
+                .inner
+                .routes
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            routes.entry(route.to_owned()).or_default().clone()
+        });
+        let method = method_index(method);
+        let class = usize::from(status.clamp(100, 599) / 100 - 1);
+        let requests = handles.requests[method][class].get_or_init(|| {
+            let labels = vec![
+                Label::new("route", route.to_owned()),
+                Label::from_static_parts("method", METHODS[method]),
+                Label::from_static_parts("status", CLASSES[class]),
+            ];
+            let key = Key::from_parts(HTTP_REQUESTS, labels);
+            self.inner.recorder.register_counter(&key, &METADATA)
+        });
+        requests.increment(1);
+        let duration = handles.duration[method].get_or_init(|| {
+            let labels = vec![
+                Label::new("route", route.to_owned()),
+                Label::from_static_parts("method", METHODS[method]),
+            ];
+            let key = Key::from_parts(HTTP_DURATION, labels);
+            self.inner.recorder.register_histogram(&key, &METADATA)
+        });
+        duration.record(elapsed.as_secs_f64());
     }
+}
+
+/// The request handles of one route: by method, and by method and status class.
+#[derive(Default)]
+struct RouteHandles {
+    requests: [[OnceLock<Counter>; CLASSES.len()]; METHODS.len()],
+    duration: [OnceLock<Histogram>; METHODS.len()],
+}
+
+/// The handle of `name` with `labels` from `cache`, registered by `register` the first time.
+fn cached<H: Clone>(
+    cache: &RwLock<HashMap<(&'static str, Labels), H>>,
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+    register: impl FnOnce(&Key) -> H,
+) -> H {
+    let mut fixed: Labels = [("", ""); 2];
+    fixed[..labels.len()].copy_from_slice(labels);
+    if let Some(handle) = cache
+        .read()
+        .ok()
+        .and_then(|c| c.get(&(name, fixed)).cloned())
+    {
+        return handle;
+    }
+    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+    cache
+        .entry((name, fixed))
+        .or_insert_with(|| register(&key(name, labels)))
+        .clone()
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
@@ -302,26 +368,24 @@ fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
     Key::from_parts(name, labels)
 }
 
-/// `2xx`, `4xx`, …
-fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+/// Status classes, by the status's hundreds digit less one.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Request methods as labels: the standard ones by name, anything else as `other`.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other",
+];
+
+fn method_index(method: &str) -> usize {
+    METHODS[..METHODS.len() - 1]
+        .iter()
+        .position(|known| *known == method)
+        .unwrap_or(METHODS.len() - 1)
 }
 
-/// A request method as a label: the standard ones by name, anything else as `other`.
+/// A request method as a label.
 pub fn method_label(method: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    KNOWN
-        .into_iter()
-        .find(|known| *known == method)
-        .unwrap_or("other")
+    METHODS[method_index(method)]
 }
 
 /// How long a latency sample may wait for [`Metrics::upkeep`].

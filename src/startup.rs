@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::dialer::Dialer;
 use crate::http::auth::Secrets;
-use crate::http::connection::{self, ConnectionInfo, Listener};
+use crate::http::connection::{self, Listener};
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
 use crate::http::metrics::Scrape;
@@ -103,7 +103,6 @@ impl Application {
             )
             .context("cannot set up dial-outs")?,
             scrape: Scrape {
-                metrics: metrics.clone(),
                 connections: Some(listener.counter()),
             },
             metrics,
@@ -165,8 +164,7 @@ impl Application {
                     .await
             })
         });
-        let app =
-            crate::http::router(self.state).into_make_service_with_connect_info::<ConnectionInfo>();
+        let app = connection::Tracked::new(crate::http::router(self.state));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;

@@ -12,9 +12,10 @@
 //!
 //! A deadline that passes fails the connection's next read (or write) with `TimedOut`, and
 //! the server closes it. Inside a request the handlers' own limits apply (the body's read
-//! deadline, the `/v1` handler timeout). What "inside a request" means is told by the
-//! [`track`] middleware, through the [`ConnectionInfo`] of each request.
+//! deadline, the `/v1` handler timeout). What "inside a request" means is told by
+//! [`Tracked`], which serves the router on each connection.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -24,10 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::IncomingStream;
 use bytes::Bytes;
@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tower::Service;
 
 use crate::metrics::{HTTP_TIMEOUTS, Metrics};
 
@@ -152,33 +153,66 @@ impl Activity {
     }
 }
 
-/// A request's view of its connection, set by the server for every request.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    activity: Arc<Activity>,
+/// The application served on each connection, marking each request in flight on its
+/// connection until its response body is sent, so that the connection's deadlines pause
+/// meanwhile. The make-service given to `axum::serve`.
+#[derive(Clone)]
+pub struct Tracked {
+    router: Router,
 }
 
-impl Connected<IncomingStream<'_, Listener>> for ConnectionInfo {
-    fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
-        Self {
-            activity: stream.io().activity.clone(),
-        }
+impl Tracked {
+    pub fn new(router: Router) -> Self {
+        Self { router }
     }
 }
 
-/// Marks the request as in progress on its connection until its response body is sent.
-pub async fn track(request: Request, next: Next) -> Response {
-    let Some(ConnectInfo(info)) = request.extensions().get::<ConnectInfo<ConnectionInfo>>() else {
-        return next.run(request).await;
-    };
-    let guard = InFlight::begin(info.activity.clone());
-    let response = next.run(request).await;
-    response.map(|body| {
-        Body::new(Tracked {
-            body,
-            _guard: guard,
+impl Service<IncomingStream<'_, Listener>> for Tracked {
+    type Response = TrackedRouter;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<TrackedRouter, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'_, Listener>) -> Self::Future {
+        std::future::ready(Ok(TrackedRouter {
+            router: self.router.clone(),
+            activity: stream.io().activity.clone(),
+        }))
+    }
+}
+
+/// The router as served on one connection; see [`Tracked`].
+#[derive(Clone)]
+pub struct TrackedRouter {
+    router: Router,
+    activity: Arc<Activity>,
+}
+
+impl Service<Request> for TrackedRouter {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let guard = InFlight::begin(self.activity.clone());
+        let answer = self.router.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|body| {
+                Body::new(TrackedBody {
+                    body,
+                    _guard: guard,
+                })
+            }))
         })
-    })
+    }
 }
 
 /// One request in progress; dropped when its response body is done.
@@ -204,12 +238,12 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request in flight until it is sent or dropped.
-struct Tracked {
+struct TrackedBody {
     body: Body,
     _guard: InFlight,
 }
 
-impl HttpBody for Tracked {
+impl HttpBody for TrackedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -311,10 +345,7 @@ impl Connection {
         let Some((deadline, timeout)) = self.read_deadline() else {
             return Poll::Pending;
         };
-        if self.read_deadline.deadline() != deadline {
-            self.read_deadline.as_mut().reset(deadline);
-        }
-        ready!(self.read_deadline.as_mut().poll(cx));
+        ready!(poll_until(self.read_deadline.as_mut(), deadline, cx));
         Poll::Ready(Err(self.timed_out(timeout)))
     }
 
@@ -322,10 +353,7 @@ impl Connection {
     fn poll_write_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let since = *self.write_stalled.get_or_insert_with(Instant::now);
         let deadline = since + self.limits.idle_timeout;
-        if self.write_deadline.deadline() != deadline {
-            self.write_deadline.as_mut().reset(deadline);
-        }
-        ready!(self.write_deadline.as_mut().poll(cx));
+        ready!(poll_until(self.write_deadline.as_mut(), deadline, cx));
         Poll::Ready(Err(self.timed_out("write")))
     }
 
@@ -345,6 +373,22 @@ impl Connection {
             self.write_stalled = None;
         }
         result
+    }
+}
+
+/// Ready once `deadline` has passed. The timer is moved only to an earlier deadline: when
+/// it fires before a later one, it is set again then. Deadlines mostly move later (each
+/// request pushes the idle one on), so a busy connection rarely touches the timer.
+fn poll_until(mut timer: Pin<&mut Sleep>, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    loop {
+        ready!(timer.as_mut().poll(cx));
+        if timer.deadline() >= deadline {
+            return Poll::Ready(());
+        }
+        timer.as_mut().reset(deadline);
     }
 }
 

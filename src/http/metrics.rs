@@ -1,12 +1,16 @@
 //! `GET /metrics` and the figures of every request behind it
 //! (docs/operations.md#metrics).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 use utoipa_axum::routes;
 
 use super::AppState;
@@ -20,11 +24,10 @@ use crate::metrics::{
 /// The content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What `/metrics` reads besides the registry: figures sampled when it is scraped.
+/// What `/metrics` samples when it is scraped, besides the registry.
 #[derive(Debug, Clone)]
 pub struct Scrape {
-    pub metrics: Metrics,
-    /// The main listener's connections; `None` when not served through one (tests).
+    /// The main listener's connections.
     pub connections: Option<OpenConnections>,
 }
 
@@ -49,10 +52,8 @@ pub fn router() -> Routes {
     ),
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
-    let Scrape {
-        metrics,
-        connections,
-    } = &state.scrape;
+    let metrics = &state.metrics;
+    let connections = &state.scrape.connections;
     if let Some((depth, capacity)) = state.ingest.queue_depth() {
         metrics.set(QUEUE_DEPTH, &[], depth as f64);
         metrics.set(QUEUE_CAPACITY, &[], capacity as f64);
@@ -65,13 +66,54 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Counts each request by its route template (never its path: tokens live in paths),
-/// method and status class, and times it until its response head.
-pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method().as_str());
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.http_request(route, method, response.status().as_u16(), started.elapsed());
-    response
+/// method and status class, and times it until its response head. A layer of every route,
+/// where the matched route is known.
+#[derive(Debug, Clone)]
+pub struct RecordLayer(pub Metrics);
+
+impl<S> Layer<S> for RecordLayer {
+    type Service = Record<S>;
+
+    fn layer(&self, inner: S) -> Record<S> {
+        Record {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// See [`RecordLayer`].
+#[derive(Debug, Clone)]
+pub struct Record<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> Service<Request> for Record<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(request.method().as_str());
+        let metrics = self.metrics.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let status = response.status().as_u16();
+            metrics.http_request(route, method, status, started.elapsed());
+            Ok(response)
+        })
+    }
 }

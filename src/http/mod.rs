@@ -106,15 +106,13 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// The middleware every request goes through, outermost last: metrics by route, request
-/// ids and logs, and the connection's in-flight mark.
+/// ids and logs. (Each connection marks its requests in flight around all of it: see
+/// [`connection::Tracked`].)
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let routes = routes
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            metrics::record,
-        ))
+        .layer(metrics::RecordLayer(state.metrics.clone()))
         .with_state(state);
-    trace::layer(routes).layer(middleware::from_fn(connection::track))
+    trace::layer(routes)
 }
 
 /// The OpenAPI document of every route [`router`] serves.
