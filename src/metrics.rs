@@ -41,8 +41,6 @@ pub const QUEUE_CAPACITY: &str = "calltrail_ingest_queue_capacity";
 pub const WRITER_COMMITS: &str = "calltrail_writer_commits_total";
 /// Store errors on the ingest path, by `kind`.
 pub const STORE_ERRORS: &str = "calltrail_store_errors_total";
-/// Calls that reached a terminal state, by `outcome`.
-pub const CALLS_ENDED: &str = "calltrail_calls_ended_total";
 /// HTTP requests answered, by `route`, `method` and `status` class.
 pub const HTTP_REQUESTS: &str = "calltrail_http_requests_total";
 /// HTTP request latency, by `route` and `method`.
@@ -109,12 +107,6 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Store errors while recording notifications, by kind (unavailable, sync, other).",
-    ),
-    (
-        CALLS_ENDED,
-        Kind::Counter,
-        None,
-        "Calls that reached a terminal state (completed or failed), by outcome.",
     ),
     (
         HTTP_REQUESTS,
