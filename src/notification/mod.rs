@@ -8,6 +8,7 @@ mod canonical;
 mod fields;
 pub mod kore;
 pub mod normalize;
+pub mod signature;
 pub mod time;
 
 use chrono::{DateTime, Utc};
