@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::notification::{AmdMode, AmdResult, Event, Status};
+use crate::notification::{AmdMode, AmdResult, Event, Stage, Status};
 
 /// An event as stored: the normalized fields plus what the store knows about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,23 +124,19 @@ pub struct Call {
 /// Events are expected to share one conversation id; the record takes the id of the first.
 pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     let first = events.first()?;
-    let with_status = |status: Status| {
+    let at_stage = |stage: Stage| {
         events
             .iter()
-            .filter(move |e| e.event.known_status() == Some(status))
+            .filter(move |e| e.event.known_status().map(Status::stage) == Some(stage))
     };
 
     let (state, deciding) = [
-        (CallState::Completed, Status::Completed),
-        (CallState::Failed, Status::Failed),
-        (CallState::InProgress, Status::Answered),
+        (CallState::Completed, Stage::Completed),
+        (CallState::Failed, Stage::Failed),
+        (CallState::InProgress, Stage::Up),
     ]
     .into_iter()
-    .find_map(|(state, status)| {
-        with_status(status)
-            .max_by(tie_break)
-            .map(|e| (state, Some(e)))
-    })
+    .find_map(|(state, stage)| at_stage(stage).max_by(tie_break).map(|e| (state, Some(e))))
     .unwrap_or((CallState::Unknown, events.iter().max_by(tie_break)));
 
     let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
@@ -150,8 +146,8 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     let connected_at = if state == CallState::Failed {
         None
     } else {
-        with_status(Status::Answered)
-            .chain(with_status(Status::Completed))
+        at_stage(Stage::Up)
+            .chain(at_stage(Stage::Completed))
             .filter_map(|e| e.event.connect_time)
             .min()
     };
@@ -167,7 +163,13 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
         conversation_id: first.event.conversation_id.clone(),
         state,
         status: deciding.map(|e| e.event.status.clone()),
-        outcome: outcome(state, sip_code, reason_code.as_deref(), amd_result),
+        outcome: outcome(
+            state,
+            deciding.and_then(|e| e.event.known_status()),
+            sip_code,
+            reason_code.as_deref(),
+            amd_result,
+        ),
         reason_code,
         reason: from_terminal(|e| e.reason.clone()),
         sip_code,
@@ -199,21 +201,31 @@ fn tie_break(a: &&RecordedEvent, b: &&RecordedEvent) -> std::cmp::Ordering {
     key(a).cmp(&key(b))
 }
 
-/// The first matching row of the outcome table in docs/api.md, "The call record".
+/// The first matching row of the outcome table (docs/api.md, "The call record"); `status` is
+/// that of the event that decided `state` (jambonz's and Twilio's `busy`, `no-answer` and
+/// `canceled` say what SIP codes say for Kore.ai).
 pub fn outcome(
     state: CallState,
+    status: Option<Status>,
     sip_code: Option<u16>,
     reason_code: Option<&str>,
     amd_result: Option<AmdResult>,
 ) -> Outcome {
     let code_in = |codes: &[u16]| sip_code.is_some_and(|c| codes.contains(&c));
     let reason_in = |codes: &[&str]| reason_code.is_some_and(|r| codes.contains(&r));
+    let status_in = |statuses: &[Status]| status.is_some_and(|s| statuses.contains(&s));
     if state == CallState::Failed {
-        return if code_in(&[486, 600]) || reason_in(&["busy-here", "busy-everywhere"]) {
+        return if code_in(&[486, 600])
+            || reason_in(&["busy-here", "busy-everywhere"])
+            || status_in(&[Status::Busy])
+        {
             Outcome::Busy
         } else if code_in(&[480, 603]) || reason_in(&["temporarily-unavailable", "decline"]) {
             Outcome::Declined
-        } else if code_in(&[408, 487]) || reason_in(&["request-timeout", "request-terminated"]) {
+        } else if code_in(&[408, 487])
+            || reason_in(&["request-timeout", "request-terminated"])
+            || status_in(&[Status::NoAnswer, Status::Canceled])
+        {
             Outcome::NoAnswer
         } else if sip_code.is_some_and(|c| (500..=599).contains(&c))
             || reason_in(&["service-unavailable"])

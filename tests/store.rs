@@ -385,6 +385,8 @@ fn event(conversation_id: &str, status: &str) -> Event {
         amd_mode: None,
         amd_result: None,
         duration_s: None,
+        ring_ms: None,
+        connect_ms: None,
         connect_time: None,
         disconnect_time: None,
         warnings: vec![],

@@ -19,6 +19,8 @@ fn event(status: &str) -> Event {
         amd_mode: None,
         amd_result: None,
         duration_s: None,
+        ring_ms: None,
+        connect_ms: None,
         connect_time: None,
         disconnect_time: None,
         warnings: Vec::new(),
@@ -153,11 +155,82 @@ fn outcome_table_rows_in_order() {
     ];
     for (state, sip, reason, amd, expected) in cases {
         assert_eq!(
-            outcome(*state, *sip, *reason, *amd),
+            outcome(*state, None, *sip, *reason, *amd),
             *expected,
             "{state:?} {sip:?} {reason:?} {amd:?}"
         );
     }
+}
+
+#[test]
+fn statuses_without_sip_codes_decide_failed_outcomes() {
+    use CallState::Failed;
+    let cases = [
+        (Status::Busy, None, Outcome::Busy),
+        (Status::NoAnswer, None, Outcome::NoAnswer),
+        (Status::Canceled, None, Outcome::NoAnswer),
+        (Status::Failed, None, Outcome::Failed),
+        // A SIP code that says more, earlier in the table, still wins.
+        (Status::NoAnswer, Some(486), Outcome::Busy),
+        (Status::Busy, Some(603), Outcome::Busy),
+        (Status::Failed, Some(503), Outcome::Unavailable),
+    ];
+    for (status, sip, expected) in cases {
+        assert_eq!(
+            outcome(Failed, Some(status), sip, None, None),
+            expected,
+            "{status} {sip:?}"
+        );
+    }
+    // Status alone says nothing once the call was answered.
+    assert_eq!(
+        outcome(CallState::Completed, Some(Status::Busy), None, None, None),
+        Outcome::Connected
+    );
+}
+
+#[test]
+fn every_source_status_takes_its_stage() {
+    let state_of = |status: &str| fold(&[recorded(1, event(status))]).unwrap().state;
+    for (status, state) in [
+        ("answered", CallState::InProgress),
+        ("call-in-progress", CallState::InProgress),
+        ("Call_In_Progress", CallState::InProgress),
+        ("in progress", CallState::InProgress),
+        ("completed", CallState::Completed),
+        ("failed", CallState::Failed),
+        ("busy", CallState::Failed),
+        ("no-answer", CallState::Failed),
+        ("canceled", CallState::Failed),
+        ("queued", CallState::Unknown),
+        ("initiated", CallState::Unknown),
+        ("trying", CallState::Unknown),
+        ("ringing", CallState::Unknown),
+        ("early-media", CallState::Unknown),
+        ("transferred", CallState::Unknown),
+    ] {
+        assert_eq!(state_of(status), state, "{status}");
+    }
+}
+
+#[test]
+fn an_in_progress_amd_result_counts_and_a_busy_call_is_busy() {
+    let mut up = event("call-in-progress");
+    up.connect_time = Some(at(0));
+    up.amd_result = Some(AmdResult::MachineDetected);
+    let call = fold(&[recorded(1, up)]).unwrap();
+    assert_eq!(
+        (call.state, call.outcome, call.connected_at),
+        (CallState::InProgress, Outcome::Machine, Some(at(0)))
+    );
+
+    let ringing = event("ringing");
+    let busy = event("busy");
+    let call = fold(&[recorded(1, ringing), recorded(2, busy)]).unwrap();
+    assert_eq!(
+        (call.state, call.outcome, call.status.as_deref()),
+        (CallState::Failed, Outcome::Busy, Some("busy"))
+    );
 }
 
 #[test]
@@ -262,7 +335,16 @@ fn arb_time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {
-    let status = prop::sample::select(vec!["answered", "completed", "failed", "ringing"]);
+    let status = prop::sample::select(vec![
+        "answered",
+        "completed",
+        "failed",
+        "ringing",
+        "call-in-progress",
+        "in-progress",
+        "busy",
+        "no-answer",
+    ]);
     let sip = prop::option::of(prop::sample::select(vec![200u16, 486, 480, 503, 408, 404]));
     let reason = prop::option::of(prop::sample::select(vec![
         "busy-here",

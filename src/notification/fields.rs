@@ -22,11 +22,13 @@ pub enum Field {
     MachineDetection,
     CallConnectTime,
     CallDisconnectTime,
+    RingDuration,
+    ConnectDuration,
 }
 
 impl Field {
     /// Every known field, in the documented order.
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 10] = [
         Field::ConversationId,
         Field::Status,
         Field::ReasonCode,
@@ -35,6 +37,8 @@ impl Field {
         Field::MachineDetection,
         Field::CallConnectTime,
         Field::CallDisconnectTime,
+        Field::RingDuration,
+        Field::ConnectDuration,
     ];
 
     /// The contract's spelling, used in error and warning messages whatever spelling came in.
@@ -48,15 +52,27 @@ impl Field {
             Field::MachineDetection => "machinedetection",
             Field::CallConnectTime => "callconnecttime",
             Field::CallDisconnectTime => "callDisconnectTime",
+            Field::RingDuration => "ringDurationInMS",
+            Field::ConnectDuration => "connectDurationInMS",
+        }
+    }
+
+    /// Other names the gateway uses for the field (its newer notifications).
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Field::Duration => &["callDuration"],
+            _ => &[],
         }
     }
 
     /// The known field a received key stands for, if any.
     pub fn from_key(key: &str) -> Option<Field> {
         let folded = fold_key(key);
-        Field::ALL
-            .into_iter()
-            .find(|field| fold_key(field.wire_name()) == folded)
+        Field::ALL.into_iter().find(|field| {
+            std::iter::once(field.wire_name())
+                .chain(field.aliases().iter().copied())
+                .any(|name| fold_key(name) == folded)
+        })
     }
 }
 
@@ -150,6 +166,12 @@ mod tests {
             ("call_connect_time", Some(Field::CallConnectTime)),
             ("callDisconnecttime", Some(Field::CallDisconnectTime)),
             ("call-disconnect-time", Some(Field::CallDisconnectTime)),
+            ("callDuration", Some(Field::Duration)),
+            ("call_duration", Some(Field::Duration)),
+            ("ringDurationInMS", Some(Field::RingDuration)),
+            ("ring_duration_in_ms", Some(Field::RingDuration)),
+            ("connectDurationInMS", Some(Field::ConnectDuration)),
+            ("sessionId", None),
             ("conversation id", None),
             ("reasons", None),
             ("direction", None),

@@ -49,6 +49,9 @@ struct Checked<'a> {
     /// Each a string or a number.
     connect_time: Option<&'a Value>,
     disconnect_time: Option<&'a Value>,
+    /// Each a number or a string.
+    ring_duration: Option<&'a Value>,
+    connect_duration: Option<&'a Value>,
 }
 
 /// Validates the known fields of `object` against docs/api.md, "Receiving", collecting every error.
@@ -81,6 +84,10 @@ fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
     let connect_time = validator.optional(Field::CallConnectTime, "a string or a number", is_time);
     let disconnect_time =
         validator.optional(Field::CallDisconnectTime, "a string or a number", is_time);
+    let is_number = |v: &Value| v.is_number() || v.is_string();
+    let number = "a number or a string holding one";
+    let ring_duration = validator.optional(Field::RingDuration, number, is_number);
+    let connect_duration = validator.optional(Field::ConnectDuration, number, is_number);
     for key in keys_holding_nul(object) {
         if errors.iter().any(|e| fold_key(&e.field) == fold_key(key)) {
             continue; // already refused, e.g. an id with control characters
@@ -103,6 +110,8 @@ fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
             machine_detection,
             connect_time,
             disconnect_time,
+            ring_duration,
+            connect_duration,
         }),
         _ => Err(Rejection::Invalid {
             conversation_id: conversation_id.map(str::to_string),
@@ -205,12 +214,17 @@ impl Checked<'_> {
     fn normalize(&self, settings: &NormalizeSettings) -> Event {
         let mut warnings = Vec::new();
 
-        let status = self.status.to_lowercase();
-        if Status::parse(&status).is_none() {
-            warnings.push(format!(
-                "unknown status `{status}`: stored, but it does not change the call's state"
-            ));
-        }
+        // A known status in its one spelling (`Call_In_Progress` → `call-in-progress`).
+        let status = match Status::recognize(self.status) {
+            Some(known) => known.as_str().to_string(),
+            None => {
+                let status = self.status.to_lowercase();
+                warnings.push(format!(
+                    "unknown status `{status}`: stored, but it does not change the call's state"
+                ));
+                status
+            }
+        };
 
         let (sip_code, sip_reason) = self.reason.map(normalize::split_sip).unwrap_or_default();
 
@@ -258,6 +272,18 @@ impl Checked<'_> {
             },
         };
         warnings.extend(time_warnings);
+        let mut milliseconds = |field: Field, value: Option<&Value>| match value
+            .map(|v| normalize::whole_number(field.wire_name(), v))
+        {
+            Some(Ok(ms)) => ms,
+            Some(Err(warning)) => {
+                warnings.push(warning);
+                None
+            }
+            None => None,
+        };
+        let ring_ms = milliseconds(Field::RingDuration, self.ring_duration);
+        let connect_ms = milliseconds(Field::ConnectDuration, self.connect_duration);
 
         Event {
             conversation_id: self.conversation_id.to_string(),
@@ -270,6 +296,8 @@ impl Checked<'_> {
             amd_mode,
             amd_result,
             duration_s,
+            ring_ms,
+            connect_ms,
             connect_time,
             disconnect_time,
             warnings,
@@ -292,6 +320,8 @@ fn read_time(
         .map_err(|warning| format!("{}: {warning}", field.wire_name()))
 }
 
+#[cfg(test)]
+mod newer;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -98,6 +98,10 @@ pub struct Event {
     pub amd_mode: Option<AmdMode>,
     pub amd_result: Option<AmdResult>,
     pub duration_s: Option<i64>,
+    /// How long the callee's phone rang, in milliseconds.
+    pub ring_ms: Option<i64>,
+    /// How long the call took to connect, from the dial to the answer, in milliseconds.
+    pub connect_ms: Option<i64>,
     pub connect_time: Option<DateTime<Utc>>,
     pub disconnect_time: Option<DateTime<Utc>>,
     pub warnings: Vec<String>,
@@ -106,7 +110,7 @@ pub struct Event {
 impl Event {
     /// The known status this event carries, if any.
     pub fn known_status(&self) -> Option<Status> {
-        Status::parse(&self.status)
+        Status::recognize(&self.status)
     }
 }
 
@@ -178,8 +182,58 @@ macro_rules! vocabulary {
 }
 
 vocabulary! {
-    /// The statuses the gateway documents.
-    Status { Answered => "answered", Completed => "completed", Failed => "failed" }
+    /// The statuses calltrail knows, from every source (docs/api.md, "Sources"): Kore.ai's,
+    /// jambonz's and Twilio's. A status means the same on every endpoint.
+    Status {
+        Answered => "answered",
+        CallInProgress => "call-in-progress",
+        InProgress => "in-progress",
+        Completed => "completed",
+        Failed => "failed",
+        Busy => "busy",
+        NoAnswer => "no-answer",
+        Canceled => "canceled",
+        Queued => "queued",
+        Initiated => "initiated",
+        Trying => "trying",
+        Ringing => "ringing",
+        EarlyMedia => "early-media",
+    }
+}
+
+/// What a status says about where the call stands (docs/api.md, "The call record").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Being set up (queued, ringing, …): does not change the call's state.
+    Setup,
+    /// Answered and up: the call is in progress.
+    Up,
+    /// Ended after it was answered.
+    Completed,
+    /// Ended without being answered.
+    Failed,
+}
+
+impl Status {
+    /// Reads a status in any case, with `-`, `_` or spaces between its words
+    /// (`Call_In_Progress`, `call in progress`, `NO-ANSWER`).
+    pub fn recognize(text: &str) -> Option<Self> {
+        Self::parse(&normalize::canonical_reason_code(text)?)
+    }
+
+    /// Where a call with this status stands.
+    pub fn stage(self) -> Stage {
+        match self {
+            Status::Answered | Status::CallInProgress | Status::InProgress => Stage::Up,
+            Status::Completed => Stage::Completed,
+            Status::Failed | Status::Busy | Status::NoAnswer | Status::Canceled => Stage::Failed,
+            Status::Queued
+            | Status::Initiated
+            | Status::Trying
+            | Status::Ringing
+            | Status::EarlyMedia => Stage::Setup,
+        }
+    }
 }
 
 vocabulary! {

@@ -78,12 +78,18 @@ pub fn machine_detection(raw: &str) -> Result<MachineDetection, String> {
 /// holding one. `Ok(None)` for a blank string, which counts as absent. `Err` is the warning
 /// for a negative, non-numeric or out-of-range value.
 pub fn duration_seconds(value: &Value) -> Result<Option<i64>, String> {
+    whole_number("duration", value)
+}
+
+/// A non-negative whole number (floored) from a number or a string holding one, as for
+/// [`duration_seconds`]; `field` names the field in the warning.
+pub fn whole_number(field: &str, value: &Value) -> Result<Option<i64>, String> {
     let shown = match value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    let negative = || format!("duration `{shown}` is negative: ignored");
-    let too_large = || format!("duration `{shown}` is too large: ignored");
+    let negative = || format!("{field} `{shown}` is negative: ignored");
+    let too_large = || format!("{field} `{shown}` is too large: ignored");
     match value {
         Value::Number(number) => {
             if let Some(seconds) = number.as_i64() {
@@ -108,13 +114,13 @@ pub fn duration_seconds(value: &Value) -> Result<Option<i64>, String> {
         Value::String(text) if text.trim().is_empty() => Ok(None),
         Value::String(text) => {
             let decimal = Decimal::parse(text.trim())
-                .ok_or_else(|| format!("duration `{shown}` is not a number: ignored"))?;
+                .ok_or_else(|| format!("{field} `{shown}` is not a number: ignored"))?;
             if decimal.is_negative() {
                 return Err(negative());
             }
             decimal.whole.parse().map(Some).map_err(|_| too_large())
         }
-        _ => Err(format!("duration `{shown}` is not a number: ignored")),
+        _ => Err(format!("{field} `{shown}` is not a number: ignored")),
     }
 }
 

@@ -320,6 +320,8 @@ mod tests {
                 amd_mode: None,
                 amd_result: None,
                 duration_s: None,
+                ring_ms: None,
+                connect_ms: None,
                 connect_time: None,
                 disconnect_time: None,
                 warnings: vec![],

@@ -50,6 +50,8 @@ impl TryFrom<EventRow> for StoredEvent {
             amd_mode: spelling("amd_mode", row.amd_mode, AmdMode::parse)?,
             amd_result: spelling("amd_result", row.amd_result, AmdResult::parse)?,
             duration_s: row.duration_s,
+            ring_ms: None,
+            connect_ms: None,
             connect_time: row.connect_time,
             disconnect_time: row.disconnect_time,
             warnings: row.warnings.0,

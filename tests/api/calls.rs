@@ -60,7 +60,7 @@ async fn warnings_are_returned_and_stored(backend: Backend) {
         return;
     };
     let app = spawn_ready(test_settings(&db.url)).await;
-    let body = json!({"conversationId": "warn-1", "status": "Ringing", "machinedetection": "amd_maybe",
+    let body = json!({"conversationId": "warn-1", "status": "Transferred", "machinedetection": "amd_maybe",
         "callconnecttime": "not a time", "duration": -3, "customField": {"campaign": "spring"}});
 
     let response = app.notify(body.to_string()).await;
@@ -72,10 +72,10 @@ async fn warnings_are_returned_and_stored(backend: Backend) {
     let call = app.call_json("warn-1").await;
     assert_eq!(call["state"], "unknown");
     assert_eq!(call["outcome"], "unknown");
-    assert_eq!(call["status"], "ringing");
+    assert_eq!(call["status"], "transferred");
     let event = &call["events"][0];
     assert_eq!(event["warnings"], receipt["warnings"]);
-    assert_eq!(event["status"], "ringing");
+    assert_eq!(event["status"], "transferred");
     assert_eq!(event["amd_result"], Value::Null);
     assert_eq!(event["connect_time"], Value::Null);
     assert_eq!(event["duration_s"], Value::Null);

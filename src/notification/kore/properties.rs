@@ -66,7 +66,7 @@ fn respell(key: &'static str) -> impl Strategy<Value = String> {
     })
 }
 
-const WIRE_KEYS: [&str; 8] = [
+const WIRE_KEYS: [&str; 10] = [
     "conversationId",
     "status",
     "reasonCode",
@@ -75,6 +75,8 @@ const WIRE_KEYS: [&str; 8] = [
     "machinedetection",
     "callconnecttime",
     "callDisconnectTime",
+    "ringDurationInMS",
+    "connectDurationInMS",
 ];
 
 proptest! {
@@ -106,6 +108,8 @@ proptest! {
                 prop_assert_eq!(event.conversation_id.trim(), event.conversation_id.as_str());
                 prop_assert!(!event.conversation_id.is_empty());
                 prop_assert!(event.duration_s.is_none_or(|d| d >= 0));
+                prop_assert!(event.ring_ms.is_none_or(|ms| ms >= 0));
+                prop_assert!(event.connect_ms.is_none_or(|ms| ms >= 0));
                 prop_assert!(event.sip_code.is_none_or(|c| (100..=699).contains(&c)));
             }
             Err(Rejection::Invalid { errors, .. }) => prop_assert!(!errors.is_empty()),
@@ -121,7 +125,7 @@ proptest! {
         let values = [
             json!("c-1"), json!("Completed"), json!("Caller-disconnected"), json!("200 OK"),
             json!(duration), json!("amd_machine_detected"), json!("5/8/2023,11:32:49AM"),
-            json!("2023-05-08T11:33:03Z"),
+            json!("2023-05-08T11:33:03Z"), json!(duration), json!(duration.to_string()),
         ];
         let canonical: serde_json::Map<_, _> =
             WIRE_KEYS.iter().map(|k| k.to_string()).zip(values.clone()).collect();

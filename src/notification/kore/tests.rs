@@ -36,6 +36,8 @@ fn bare(status: &str) -> Event {
         amd_mode: None,
         amd_result: None,
         duration_s: None,
+        ring_ms: None,
+        connect_ms: None,
         connect_time: None,
         disconnect_time: None,
         warnings: vec![],
@@ -113,8 +115,8 @@ fn statuses_are_trimmed_and_lower_cased() {
         ("COMPLETED", vec![]),
         (" Failed ", vec![]),
         (
-            "Ringing",
-            vec!["unknown status `ringing`: stored, but it does not change the call's state"],
+            "Transferred",
+            vec!["unknown status `transferred`: stored, but it does not change the call's state"],
         ),
     ];
     for (status, warnings) in cases {
@@ -262,7 +264,7 @@ fn unreadable_times_are_null_with_a_warning() {
         "callconnecttime": "yesterday",
         "callDisconnectTime": -5,
         "duration": "x",
-        "status": "ringing",
+        "status": "on-hold",
     }));
     let event = event_of(&body);
     assert_eq!(
@@ -272,7 +274,7 @@ fn unreadable_times_are_null_with_a_warning() {
     assert_eq!(
         event.warnings,
         vec![
-            "unknown status `ringing`: stored, but it does not change the call's state",
+            "unknown status `on-hold`: stored, but it does not change the call's state",
             "duration `x` is not a number: ignored",
             "callconnecttime: `yesterday` is not a recognised time",
             "callDisconnectTime: `-5` is a negative Unix time",
