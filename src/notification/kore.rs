@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::checks::{conversation_id_problems, keys_holding_nul};
 use super::fields::{Field, KnownFields, Slot, fold_key, kind};
 use super::normalize::{self, MachineDetection};
 use super::{
@@ -15,7 +16,7 @@ use super::{
 };
 
 /// The longest conversation id accepted, in characters.
-pub const MAX_CONVERSATION_ID_CHARS: usize = 256;
+pub use super::checks::MAX_CONVERSATION_ID_CHARS;
 
 /// Parses and normalizes one Kore.ai notification body.
 pub fn parse(body: &[u8], settings: &NormalizeSettings) -> Result<Notification, Rejection> {
@@ -118,38 +119,6 @@ fn check(object: &Map<String, Value>) -> Result<Checked<'_>, Rejection> {
             errors,
         }),
     }
-}
-
-/// The top-level keys whose name or value (at any depth) holds U+0000.
-fn keys_holding_nul(object: &Map<String, Value>) -> Vec<&str> {
-    fn holds_nul(value: &Value) -> bool {
-        match value {
-            Value::String(text) => text.contains('\0'),
-            Value::Array(items) => items.iter().any(holds_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-            _ => false,
-        }
-    }
-    object
-        .iter()
-        .filter(|(key, value)| key.contains('\0') || holds_nul(value))
-        .map(|(key, _)| key.as_str())
-        .collect()
-}
-
-/// What is wrong with a trimmed, non-empty conversation id, one sentence per problem.
-fn conversation_id_problems(id: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let chars = id.chars().count();
-    if chars > MAX_CONVERSATION_ID_CHARS {
-        problems.push(format!(
-            "must be at most {MAX_CONVERSATION_ID_CHARS} characters, got {chars}"
-        ));
-    }
-    if id.chars().any(char::is_control) {
-        problems.push("must not contain control characters".to_string());
-    }
-    problems
 }
 
 /// Reads known fields by type, recording an error for each one that breaks the contract.

@@ -5,11 +5,14 @@
 //! HTTP layer or the store.
 
 mod canonical;
+mod checks;
 mod fields;
+pub mod jambonz;
 pub mod kore;
 pub mod normalize;
 pub mod signature;
 pub mod time;
+pub mod twilio;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -50,6 +53,10 @@ pub enum DateOrder {
 pub enum Format {
     /// Kore.ai Voice Gateway call-status notifications.
     Kore,
+    /// jambonz call-status webhooks and AMD events.
+    Jambonz,
+    /// Twilio call status and asynchronous AMD callbacks.
+    Twilio,
 }
 
 impl Format {
@@ -68,6 +75,8 @@ impl Format {
     ) -> Result<Notification, Rejection> {
         match self {
             Format::Kore => kore::parse(body, settings),
+            Format::Jambonz => jambonz::parse(body, settings),
+            Format::Twilio => twilio::parse(body, settings),
         }
     }
 }

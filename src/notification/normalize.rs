@@ -48,6 +48,29 @@ pub fn split_sip(reason: &str) -> (Option<u16>, Option<String>) {
     }
 }
 
+/// A SIP status code sent on its own (jambonz's `sip_status`, Twilio's `SipResponseCode`):
+/// a number or a string holding one, in 100..=699. `Ok(None)` for a blank string; `Err` is
+/// the warning for anything else.
+pub fn sip_status(field: &str, value: &Value) -> Result<Option<u16>, String> {
+    let code = match value {
+        Value::String(text) if text.trim().is_empty() => return Ok(None),
+        Value::String(text) => text.trim().parse::<u16>().ok(),
+        Value::Number(number) => number.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    };
+    match code {
+        Some(code) if (100..=699).contains(&code) => Ok(Some(code)),
+        _ => {
+            let shown = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            Err(format!(
+                "{field} `{shown}` is not a SIP status code: ignored"
+            ))
+        }
+    }
+}
+
 /// What `machinedetection` carried: the gateway sends the AMD *mode* on failed calls and
 /// the *result* on answered ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
