@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+mod sources;
+
+pub use sources::{JambonzSettings, TwilioSettings};
+
+use crate::dialout::Secret;
 pub use crate::dialout::DialoutSettings;
 use crate::http::connection::ConnectionLimits;
 use crate::ingest::{self, GroupCommitSettings};
@@ -37,6 +42,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub dialout: DialoutSettings,
     pub metrics: MetricsSettings,
+    pub jambonz: JambonzSettings,
+    pub twilio: TwilioSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +136,11 @@ pub struct NotifySettings {
     /// Group-commit writers, each taking batches from the one queue in a transaction of its
     /// own; unset: [`NotifySettings::group_commit_settings`] picks by store.
     pub writers: Option<usize>,
+    /// Kore.ai's signing secrets; when any is set, every notification to `/notify` must carry
+    /// a valid `SAVG-Signature`. Never logged.
+    pub signing_secrets: Vec<Secret>,
+    /// How far a `t=…,v1=…` signature's timestamp may be from now, either way, in seconds.
+    pub signature_tolerance_s: u64,
 }
 
 impl Default for NotifySettings {
@@ -142,6 +154,8 @@ impl Default for NotifySettings {
             batch_max: 256,
             batch_wait_ms: 0,
             writers: None,
+            signing_secrets: Vec::new(),
+            signature_tolerance_s: crate::notification::signature::DEFAULT_TOLERANCE_S,
         }
     }
 }
@@ -218,6 +232,9 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("notify.tokens")
             .with_list_parse_key("api.keys")
+            .with_list_parse_key("notify.signing_secrets")
+            .with_list_parse_key("jambonz.signing_secrets")
+            .with_list_parse_key("twilio.auth_tokens")
             .try_parsing(true);
         let database_url = std::env::var("DATABASE_URL")
             .ok()
@@ -296,6 +313,13 @@ impl Settings {
         if self.api.keys.iter().any(|k| k.trim().is_empty()) {
             return invalid("api.keys", "keys must not be empty strings");
         }
+        if self.notify.signature_tolerance_s == 0 {
+            return invalid("notify.signature_tolerance_s", "must be at least 1");
+        }
+        sources::no_empty_secrets("notify.signing_secrets", &self.notify.signing_secrets)?;
+        sources::no_empty_secrets("jambonz.signing_secrets", &self.jambonz.signing_secrets)?;
+        sources::no_empty_secrets("twilio.auth_tokens", &self.twilio.auth_tokens)?;
+        self.twilio.validate()?;
         self.dialout
             .validate(self.server.bind)
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;

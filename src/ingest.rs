@@ -101,6 +101,14 @@ impl Ingest {
         self.queue.as_ref().map(group_commit::Queue::depth)
     }
 
+    /// The same pipeline (store, settings, group-commit writer) for another gateway format.
+    pub fn with_format(&self, format: Format) -> Self {
+        Self {
+            format,
+            ..self.clone()
+        }
+    }
+
     /// Records one body, received now, in a transaction of its own. Returns after the
     /// commit.
     #[tracing::instrument(skip_all, fields(bytes = body.len()))]

@@ -70,7 +70,7 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         NOTIFICATIONS,
         Kind::Counter,
         None,
-        "Notifications received, by source and result (accepted, duplicate, rejected, unauthorized, too_large, timeout, overloaded, unavailable, error).",
+        "Notifications received, by source and result (accepted, duplicate, rejected, unauthorized, bad_signature, too_large, timeout, overloaded, unavailable, error).",
     ),
     (
         INGEST_DURATION,

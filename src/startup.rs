@@ -14,6 +14,7 @@ use crate::http::connection::{self, Listener};
 use crate::http::error::DisplayChain;
 use crate::http::health::Readiness;
 use crate::http::metrics::Scrape;
+use crate::http::signed::Signatures;
 use crate::http::{AppState, MetricsRoute, NotifyGuard, Routing};
 use crate::ingest::{Ingest, Writer};
 use crate::metrics::{Metrics, UPKEEP_EVERY};
@@ -86,6 +87,8 @@ impl Application {
                 max_body_bytes: settings.notify.max_body_bytes,
                 body_timeout: settings.server.body_timeout(),
                 unauthorized: Arc::default(),
+                signatures: Signatures::new(settings),
+                bad_signatures: Arc::default(),
             },
             api_keys: Secrets::new(&settings.api.keys),
             readiness: Readiness::default(),

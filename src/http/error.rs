@@ -21,6 +21,9 @@ pub const OVERLOADED_RETRY_AFTER_SECS: u32 = 1;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A signed source's signature is missing, wrong or stale (the message names no secret).
+    #[error("{0}")]
+    BadSignature(String),
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body did not arrive within {limit_ms} ms; nothing was stored")]
@@ -132,7 +135,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -156,6 +159,7 @@ impl ApiError {
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::Unauthorized(_) => ("urn:calltrail:problem:unauthorized", "Unauthorized"),
+            ApiError::BadSignature(_) => ("urn:calltrail:problem:bad-signature", "Bad signature"),
             ApiError::PayloadTooLarge { .. } => {
                 ("urn:calltrail:problem:body-too-large", "Body too large")
             }

@@ -8,12 +8,14 @@ mod deliveries;
 mod dialouts;
 pub mod error;
 pub(crate) mod extract;
+mod gateways;
 pub mod health;
 pub mod metrics;
 mod notify;
 pub mod openapi;
 mod params;
 mod receipt;
+pub mod signed;
 mod stats;
 mod timeout;
 mod trace;
@@ -45,6 +47,10 @@ pub struct NotifyGuard {
     pub body_timeout: Duration,
     /// Requests turned away for a missing or wrong token.
     pub unauthorized: Arc<AtomicU64>,
+    /// Each source's signing secrets.
+    pub signatures: signed::Signatures,
+    /// Requests turned away for a missing, wrong or stale signature.
+    pub bad_signatures: Arc<AtomicU64>,
 }
 
 /// Shared by every handler; handlers take only the parts they use.
@@ -155,6 +161,7 @@ fn documented_routes(
         ));
     openapi::require_api_key(api.get_openapi_mut());
     let routes = notify::router()
+        .merge(gateways::router())
         .merge(health::router())
         .merge(openapi::router())
         .merge(dashboard::router())

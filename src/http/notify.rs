@@ -1,5 +1,6 @@
-//! `POST /notify` and `POST /notify/{token}` (docs/api.md, "Receiving"): authenticate, read
-//! the body within its limit, then hand it to the pipeline and answer only after the commit.
+//! `POST /notify` and `POST /notify/{token}` (docs/api.md, "Receiving"), and the receiving
+//! every source's endpoint shares: authenticate, read the body within its limit, check the
+//! source's signature, then hand it to the pipeline and answer only after the commit.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use utoipa_axum::routes;
@@ -18,13 +19,14 @@ use super::extract::Path;
 use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
-    BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, Unauthorized, Unavailable,
+    BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, NotifyUnauthorized,
+    Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
 use super::receipt::{Receipt, answer};
 use super::{AppState, NotifyGuard};
 use crate::ingest::{Ingest, IngestError, Ingested};
-use crate::notification::Rejection;
+use crate::notification::{Format, Rejection};
 use crate::store::Recorded;
 
 /// The header a dial-out can ask the gateway to send through `notifyHeaders`.
@@ -52,11 +54,13 @@ pub fn router() -> Routes {
             the body is read as JSON whatever it says.",
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
     ),
+    params(("SAVG-Signature" = Option<String>, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`; required when `notify.signing_secrets` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
+        (status = 401, response = NotifyUnauthorized),
         (status = 408, response = BodyTimeout),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
@@ -67,14 +71,21 @@ pub fn router() -> Routes {
 async fn notify(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    let tokens: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    let tokens = query_tokens(query.as_deref());
+    let request = Request::new(Format::Kore, &tokens, &uri, headers);
+    receive(state, request, body).await
+}
+
+/// Every `token` of a query string.
+pub(super) fn query_tokens(query: Option<&str>) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned())
-        .collect();
-    receive(state, &tokens, headers, body).await
+        .collect()
 }
 
 /// Receive a call-status notification, with the token in the path.
@@ -85,7 +96,11 @@ async fn notify(
     path = "/notify/{token}",
     operation_id = "notify_with_path_token",
     tag = "notify",
-    params(("token" = String, Path, description = "One of `notify.tokens`; logged as `***`.")),
+    params(
+        ("token" = String, Path, description = "One of `notify.tokens`; logged as `***`."),
+        ("SAVG-Signature" = Option<String>, Header,
+            description = "Required when `notify.signing_secrets` is set."),
+    ),
     request_body(
         description = "One notification, a JSON object. The `Content-Type` is not checked: \
             the body is read as JSON whatever it says.",
@@ -95,7 +110,7 @@ async fn notify(
     responses(
         (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
+        (status = 401, response = NotifyUnauthorized),
         (status = 408, response = BodyTimeout),
         (status = 413, response = BodyTooLarge),
         (status = 422, response = InvalidNotification),
@@ -106,41 +121,99 @@ async fn notify(
 async fn notify_with_path_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>> {
-    receive(state, &[token], headers, body).await
+    let tokens = [token];
+    let request = Request::new(Format::Kore, &tokens, &uri, headers);
+    receive(state, request, body).await
 }
 
-/// Receives one notification and counts it by its result.
-async fn receive(
-    state: AppState,
-    tokens: &[String],
+/// What a receiving endpoint knows of a request besides its body.
+pub(super) struct Request<'a> {
+    format: Format,
+    /// The path token and every `?token=`.
+    tokens: &'a [String],
+    uri: &'a Uri,
     headers: HeaderMap,
+}
+
+impl<'a> Request<'a> {
+    pub(super) fn new(
+        format: Format,
+        tokens: &'a [String],
+        uri: &'a Uri,
+        headers: HeaderMap,
+    ) -> Self {
+        Self {
+            format,
+            tokens,
+            uri,
+            headers,
+        }
+    }
+}
+
+/// Receives one notification and counts it by its source and result.
+pub(super) async fn receive(
+    state: AppState,
+    request: Request<'_>,
     body: Body,
 ) -> Result<Json<Receipt>> {
     let started = Instant::now();
-    let answer = receive_counted(&state, tokens, headers, body).await;
+    let source = request.format.source();
+    let answer = receive_counted(&state, request, body).await;
     let (result, stored) = result_label(&answer);
-    state.metrics.notification(
-        state.ingest.format().source(),
-        result,
-        stored.then(|| started.elapsed()),
-    );
+    state
+        .metrics
+        .notification(source, result, stored.then(|| started.elapsed()));
     answer
 }
 
+/// Token, then the body within its limit, then the source's signature over the raw bytes,
+/// then the pipeline for the source's format.
 async fn receive_counted(
     state: &AppState,
-    tokens: &[String],
-    headers: HeaderMap,
+    request: Request<'_>,
     body: Body,
 ) -> Result<Json<Receipt>> {
+    let Request {
+        format,
+        tokens,
+        uri,
+        headers,
+    } = request;
     authenticate(&state.notify, tokens, &headers)?;
     let guard = &state.notify;
     let body = read_limited(body, &headers, guard.max_body_bytes, guard.body_timeout).await?;
+    verify_signature(guard, format, &headers, uri, &body)?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
-    ingest(&state.ingest, &state.readiness, body, content_type).await
+    let pipeline = state.ingest.with_format(format);
+    ingest(&pipeline, &state.readiness, body, content_type).await
+}
+
+/// A configured source's signature must match; the body is then not stored at all.
+fn verify_signature(
+    guard: &NotifyGuard,
+    format: Format,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<()> {
+    guard
+        .signatures
+        .verify(format, headers, uri, body)
+        .map_err(|err| {
+            let count = guard.bad_signatures.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                bad_signatures_total = count,
+                source = format.source(),
+                reason = %err,
+                "notification with a missing, wrong or stale signature turned away"
+            );
+            ApiError::BadSignature(err.to_string())
+        })
 }
 
 /// The `result` label of an answer (docs/operations.md#metrics), and whether its body was
@@ -159,6 +232,7 @@ fn result_label(answer: &Result<Json<Receipt>>) -> (&'static str, bool) {
             },
         ) => ("rejected", true),
         Err(ApiError::Unauthorized(_)) => ("unauthorized", false),
+        Err(ApiError::BadSignature(_)) => ("bad_signature", false),
         Err(ApiError::PayloadTooLarge { .. }) => ("too_large", false),
         Err(ApiError::BodyTimeout { .. }) => ("timeout", false),
         Err(ApiError::Overloaded) => ("overloaded", false),

@@ -26,6 +26,7 @@ use super::AppState;
 use responses::{
     BadRequest, BodyTimeout, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict,
     Internal, InvalidDialout, InvalidNotification, InvalidParameter, MalformedBody, NotFound,
+    NotifyUnauthorized,
     Unauthorized, Unavailable,
 };
 
@@ -61,14 +62,15 @@ impl Routes {
 #[openapi(
     info(
         title = "calltrail",
-        description = "Receives voice-gateway call-status notifications at `/notify`, stores them \
+        description = "Receives voice-gateway call-status notifications (Kore.ai at `/notify`, \
+            jambonz at `/jambonz/notify`, Twilio at `/twilio/notify`), stores them \
             durably and serves call history, outcomes and statistics under `/v1`.\n\n\
             Errors are RFC 9457 problem details (`application/problem+json`). `/v1` requires an \
             API key and `/notify` a notification token when any are configured (`api.keys`, \
             `notify.tokens`); with none configured they are open.",
     ),
     tags(
-        (name = "notify", description = "Call-status notifications from the voice gateway."),
+        (name = "notify", description = "Call-status notifications from the voice gateways."),
         (name = "calls", description = "One record per call, folded from its notifications."),
         (name = "stats", description = "Counts, rates, durations and time buckets over calls."),
         (name = "deliveries", description = "Every body received at `/notify`, and reprocessing it."),
@@ -85,6 +87,7 @@ impl Routes {
             MalformedBody,
             InvalidNotification,
             Unauthorized,
+            NotifyUnauthorized,
             NotFound,
             BodyTooLarge,
             BodyTimeout,

@@ -60,11 +60,22 @@ pub enum Format {
 }
 
 impl Format {
-    /// The name of the gateway whose notifications this reads, as calls and metrics carry it.
+    /// Every format, in the order of the documentation.
+    pub const ALL: [Format; 3] = [Format::Kore, Format::Jambonz, Format::Twilio];
+
+    /// The name of the gateway whose notifications this reads, as calls and metrics carry
+    /// it: `kore`, `jambonz`, `twilio`.
     pub fn source(self) -> &'static str {
         match self {
             Format::Kore => "kore",
+            Format::Jambonz => "jambonz",
+            Format::Twilio => "twilio",
         }
+    }
+
+    /// Reads a source's name back.
+    pub fn parse_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.source() == name)
     }
 
     /// Parses one request body into a normalized notification, or says why it cannot be used.

@@ -111,6 +111,15 @@ responses! {
             .description(Some("`Bearer`"))
             .build(),
     );
+    /// `401` on the receiving endpoints.
+    NotifyUnauthorized => problem(
+        "The notification token is missing or wrong, or, when the source's signing secrets are \
+         set, its signature is missing, does not match the body, or is older (or newer) than \
+         `notify.signature_tolerance_s`. Nothing is stored.",
+        ApiError::BadSignature(
+            crate::notification::signature::SignatureError::Mismatch("Jambonz-Signature").to_string(),
+        ),
+    );
     /// `404`.
     NotFound => problem(
         "There is no such item.",

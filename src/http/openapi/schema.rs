@@ -82,6 +82,7 @@ pub struct GatewayNotification {
     pub reason_code: Option<String>,
     /// E.g. `486 Busy Here`: a SIP code and its reason.
     pub reason: Option<String>,
+    /// Also spelled `callDuration`.
     #[schema(schema_with = duration)]
     pub duration: Option<String>,
     /// An answering-machine-detection result (`amd_human_detected`, …) or, on failed calls,
@@ -91,6 +92,94 @@ pub struct GatewayNotification {
     pub callconnecttime: Option<String>,
     #[schema(rename = "callDisconnectTime", schema_with = gateway_time)]
     pub call_disconnect_time: Option<String>,
+    /// How long the phone rang, in milliseconds (`ring_ms`).
+    #[schema(rename = "ringDurationInMS", schema_with = milliseconds)]
+    pub ring_duration_in_ms: Option<String>,
+    /// How long the call took to connect, in milliseconds (`connect_ms`).
+    #[schema(rename = "connectDurationInMS", schema_with = milliseconds)]
+    pub connect_duration_in_ms: Option<String>,
+}
+
+/// `ringDurationInMS`, `connectDurationInMS`.
+fn milliseconds() -> AnyOfBuilder {
+    string_or_number().description(Some(
+        "Whole milliseconds, as a number or a string holding one.",
+    ))
+}
+
+/// The body of `POST /jambonz/notify`: a jambonz `call_status_hook` webhook, or the `amd`
+/// verb's `actionHook` event (which adds `type`). Keys are matched ignoring case, `_` and
+/// `-`; every other key (`from`, `to`, `customerData`, AMD's `reason`, `greeting`, …) is kept
+/// in the stored payload.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "call_sid": "9b5c8f2e-3d41-4b7a-a6e0-1f2c3d4e5f60",
+    "direction": "outbound",
+    "call_status": "completed",
+    "sip_status": 200,
+    "sip_reason": "OK",
+    "duration": 27,
+    "call_termination_by": "caller"
+}))]
+pub struct JambonzWebhook {
+    /// The call's id (the conversation id of the call record).
+    #[schema(schema_with = conversation_id)]
+    pub call_sid: String,
+    /// `trying`, `ringing`, `early-media`, `in-progress`, `completed`, `failed`, `busy` or
+    /// `no-answer`; required unless `type` is given (an AMD event is then `in-progress`).
+    pub call_status: Option<String>,
+    /// An AMD event: `amd_human_detected`, `amd_machine_detected`, … (the same eight names as
+    /// Kore.ai's `machinedetection` results).
+    #[schema(rename = "type")]
+    pub kind: Option<String>,
+    #[schema(schema_with = sip_status)]
+    pub sip_status: Option<String>,
+    /// E.g. `Busy Here`.
+    pub sip_reason: Option<String>,
+    #[schema(schema_with = duration)]
+    pub duration: Option<String>,
+    /// Who hung up, e.g. `caller`; stored as the reason code.
+    pub call_termination_by: Option<String>,
+}
+
+/// A SIP status code, as a number or a string holding one.
+fn sip_status() -> AnyOfBuilder {
+    string_or_number().description(Some("A SIP status code (`486`), 100 to 699."))
+}
+
+/// The body of `POST /twilio/notify`: a Twilio status callback or asynchronous AMD callback,
+/// `application/x-www-form-urlencoded`. Every parameter is kept in the stored payload.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "CallSid": "CA9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c",
+    "CallStatus": "completed",
+    "CallDuration": "34",
+    "SipResponseCode": "200",
+    "Timestamp": "Thu, 14 Mar 2024 09:21:41 +0000",
+    "SequenceNumber": "3"
+}))]
+pub struct TwilioCallback {
+    /// The call's id (the conversation id of the call record).
+    #[schema(rename = "CallSid", schema_with = conversation_id)]
+    pub call_sid: String,
+    /// `queued`, `initiated`, `ringing`, `in-progress`, `completed`, `busy`, `failed`,
+    /// `no-answer` or `canceled`; required unless `AnsweredBy` is given (the AMD callback is
+    /// then `in-progress`).
+    #[schema(rename = "CallStatus")]
+    pub call_status: Option<String>,
+    /// Whole seconds.
+    #[schema(rename = "CallDuration")]
+    pub call_duration: Option<String>,
+    /// E.g. `486`.
+    #[schema(rename = "SipResponseCode")]
+    pub sip_response_code: Option<String>,
+    /// RFC 2822, e.g. `Thu, 14 Mar 2024 09:21:41 +0000`: when the callback's status began.
+    #[schema(rename = "Timestamp")]
+    pub timestamp: Option<String>,
+    /// `human`, `machine_start`, `machine_end_beep`, `machine_end_silence`,
+    /// `machine_end_other`, `fax` or `unknown`.
+    #[schema(rename = "AnsweredBy")]
+    pub answered_by: Option<String>,
 }
 
 /// The characters `str::trim` removes (Unicode `White_Space`), for a character class.
@@ -215,8 +304,9 @@ pub fn notification_status() -> Object {
         .schema_type(Type::String)
         .pattern(Some(not_blank_pattern()))
         .description(Some(
-            "`answered`, `completed` or `failed`; another status is stored (with a warning) but \
-             does not change the call's state. Not blank.",
+            "`answered`, `call-in-progress`, `completed` or `failed` (any case, `-`, `_` or \
+             spaces between words); the other sources' statuses are understood too; another \
+             status is stored (with a warning) but does not change the call's state. Not blank.",
         ))
         .build()
 }
