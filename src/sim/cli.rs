@@ -12,7 +12,7 @@ use super::load::{self, LoadSettings};
 use super::outcome::Weights;
 use super::server::{SimSettings, Simulator};
 use crate::dialout::Secret;
-use crate::notification::DateOrder;
+use crate::notification::{DateOrder, Format};
 
 /// A stand-in for Kore.ai Voice Gateway: takes dial-outs, plays the calls, and sends their
 /// status notifications — or posts realistic notifications at a fixed rate.
@@ -118,6 +118,14 @@ pub struct LoadArgs {
     /// An extra header, `Name: value` (repeatable), e.g. `X-Calltrail-Token: …`.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
+    /// Which gateway to play: `kore`, `jambonz` or `twilio` (`--target` must be its
+    /// endpoint, e.g. `…/jambonz/notify/TOKEN`).
+    #[arg(long, default_value = "kore", value_parser = parse_source)]
+    pub source: Format,
+    /// Sign every body as the source does with this secret (`notify.signing_secrets`,
+    /// `jambonz.signing_secrets` or a Twilio auth token, whose signature covers `--target`).
+    #[arg(long)]
+    pub signing_secret: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -185,6 +193,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 date_order: n.date_order,
                 faults: n.faults(),
                 seed: n.seed,
+                source: args.source,
+                signing_secret: args.signing_secret.clone(),
             };
             let report = load::run(&settings).await?;
             if args.json {
@@ -251,6 +261,10 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not `Name: value`"))?;
     Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
+fn parse_source(text: &str) -> Result<Format, String> {
+    Format::parse_name(text).ok_or_else(|| format!("`{text}` is not one of kore, jambonz, twilio"))
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@ use std::time::Duration;
 use chrono::{DurationRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
 use super::faults::{self, Faults};
 use super::outcome::Weights;
 use super::script::{self, CallPlan, Timers};
-use crate::notification::{AmdMode, DateOrder};
+use super::senders::{self, Rendered};
+use crate::notification::{AmdMode, DateOrder, Format, NormalizeSettings};
 
 /// How long requests still queued may take once the duration is over.
 const GRACE: Duration = Duration::from_secs(30);
@@ -39,6 +39,11 @@ pub struct LoadSettings {
     /// Duplicates, reordering and key variants, as the simulator injects them.
     pub faults: Faults,
     pub seed: Option<u64>,
+    /// Which gateway to play: its body format (`target` must be its endpoint).
+    pub source: Format,
+    /// Signs every body as the source does, with this secret (Twilio: the auth token, over
+    /// `target` as the URL).
+    pub signing_secret: Option<String>,
 }
 
 /// Latency figures in milliseconds.
@@ -136,7 +141,8 @@ pub struct Notifications {
     timezone: Tz,
     date_order: DateOrder,
     faults: Faults,
-    queue: std::collections::VecDeque<Value>,
+    source: Format,
+    queue: std::collections::VecDeque<Rendered>,
 }
 
 impl Notifications {
@@ -149,6 +155,7 @@ impl Notifications {
             timezone: settings.timezone,
             date_order: settings.date_order,
             faults: settings.faults.clone(),
+            source: settings.source,
             queue: Default::default(),
         }
     }
@@ -176,20 +183,37 @@ impl Notifications {
         };
         let script = script::script(&plan, rng);
         let delivery = faults::plan(&script, &self.faults, rng);
-        let bodies: Vec<Value> = script
+        let read = NormalizeSettings {
+            timezone: self.timezone,
+            date_order: self.date_order,
+        };
+        // Key variants are Kore.ai's spellings; the other sources send fixed names.
+        let bodies: Vec<Vec<Rendered>> = script
             .notifications
             .iter()
-            .map(|n| faults::vary_keys(&n.body, self.faults.key_variants, rng))
+            .map(|n| match self.source {
+                Format::Kore => vec![Rendered {
+                    content_type: "application/json",
+                    body: faults::vary_keys(&n.body, self.faults.key_variants, rng)
+                        .to_string()
+                        .into_bytes(),
+                }],
+                source => senders::render(source, &n.body, &read),
+            })
             .collect();
-        self.queue
-            .extend(delivery.deliveries.iter().map(|d| bodies[d.index].clone()));
+        self.queue.extend(
+            delivery
+                .deliveries
+                .iter()
+                .flat_map(|d| bodies[d.index].iter().cloned()),
+        );
     }
 }
 
 impl Iterator for Notifications {
-    type Item = Value;
+    type Item = Rendered;
 
-    fn next(&mut self) -> Option<Value> {
+    fn next(&mut self) -> Option<Rendered> {
         while self.queue.is_empty() {
             self.refill();
         }
@@ -218,7 +242,7 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
         .user_agent("calltrail-sim load")
         .build()?;
     let scheduled = (settings.rate * settings.duration.as_secs_f64()).floor() as u64;
-    let (due_tx, due_rx) = mpsc::unbounded_channel::<(Instant, Value)>();
+    let (due_tx, due_rx) = mpsc::unbounded_channel::<(Instant, Rendered)>();
     let due_rx = Arc::new(Mutex::new(due_rx));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let start = Instant::now();
@@ -227,11 +251,20 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
     for _ in 0..settings.concurrency {
         let (http, due_rx, done_tx) = (http.clone(), due_rx.clone(), done_tx.clone());
         let (target, headers) = (settings.target.clone(), settings.headers.clone());
+        let (source, secret) = (settings.source, settings.signing_secret.clone());
         workers.spawn(async move {
             loop {
                 let next = due_rx.lock().await.recv().await;
-                let Some((due, body)) = next else { return };
-                let mut request = http.post(&target).json(&body);
+                let Some((due, rendered)) = next else { return };
+                let mut request = http
+                    .post(&target)
+                    .header("content-type", rendered.content_type);
+                if let Some(secret) = &secret {
+                    let now = Utc::now().timestamp();
+                    let (name, value) = senders::sign(source, secret, now, &target, &rendered.body);
+                    request = request.header(name, value);
+                }
+                let mut request = request.body(rendered.body);
                 for (name, value) in &headers {
                     request = request.header(name, value);
                 }
@@ -257,7 +290,9 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
     for i in 0..scheduled {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due).await;
-        let body = notifications.next().unwrap_or_default();
+        let Some(body) = notifications.next() else {
+            break;
+        };
         if due_tx.send((due, body)).is_err() {
             break;
         }
@@ -302,7 +337,6 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notification::{Format, NormalizeSettings};
 
     #[test]
     fn percentiles_are_nearest_rank() {
@@ -335,18 +369,28 @@ mod tests {
                 ..Faults::default()
             },
             seed: Some(4),
+            source: Format::Kore,
+            signing_secret: None,
         };
-        let statuses: std::collections::HashSet<String> = Notifications::new(&settings)
-            .take(500)
-            .map(|body| {
-                let parsed = Format::Kore
-                    .parse(body.to_string().as_bytes(), &NormalizeSettings::default())
-                    .unwrap();
-                assert!(parsed.event.warnings.is_empty(), "{body}");
-                parsed.event.status
-            })
-            .collect();
-        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        for source in Format::ALL {
+            let settings = LoadSettings {
+                source,
+                ..settings.clone()
+            };
+            let statuses: std::collections::HashSet<String> = Notifications::new(&settings)
+                .take(500)
+                .map(|rendered| {
+                    let parsed = source
+                        .parse(&rendered.body, &NormalizeSettings::default())
+                        .unwrap();
+                    assert!(parsed.event.warnings.is_empty(), "{rendered:?}");
+                    parsed.event.status
+                })
+                .collect();
+            // Kore.ai: answered, completed, failed; the others also busy and no-answer.
+            let expected = if source == Format::Kore { 3 } else { 5 };
+            assert_eq!(statuses.len(), expected, "{source:?} {statuses:?}");
+        }
     }
 
     #[test]

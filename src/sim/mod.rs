@@ -10,7 +10,8 @@
 //! - [`outcome`], [`script`], [`time`], [`faults`]: the pure parts — what happens to a call,
 //!   which notifications that makes, the gateway's time format;
 //! - [`load`]: `calltrail-sim load`, realistic notifications at a fixed rate, with latency
-//!   percentiles.
+//!   percentiles;
+//! - [`senders`]: the same notifications as jambonz or Twilio send them, with signatures.
 
 pub mod cli;
 pub mod faults;
@@ -18,6 +19,7 @@ pub mod load;
 pub mod outcome;
 pub mod player;
 pub mod script;
+pub mod senders;
 pub mod server;
 mod settings;
 pub mod time;

@@ -202,6 +202,8 @@ async fn the_load_generator_reports_rate_latency_and_errors(backend: Backend) {
             ..Faults::default()
         },
         seed: Some(1),
+        source: calltrail::notification::Format::Kore,
+        signing_secret: None,
     };
 
     let report = load::run(&settings).await.unwrap();
@@ -246,3 +248,71 @@ async fn the_load_generator_reports_rate_latency_and_errors(backend: Backend) {
 }
 
 both_stores!(the_load_generator_reports_rate_latency_and_errors);
+
+/// The load generator plays jambonz and Twilio too, signed: calltrail, with the sources'
+/// secrets set, accepts every body and folds every call.
+async fn the_load_generator_plays_every_source_signed(backend: Backend) {
+    use calltrail::dialout::Secret;
+    use calltrail::notification::Format;
+
+    let Some(db) = fresh_db(backend, "the_load_generator_plays_every_source_signed").await else {
+        return;
+    };
+    let mut settings = test_settings(&db.url);
+    settings.notify.signing_secrets = vec![Secret::new("k")];
+    settings.jambonz.signing_secrets = vec![Secret::new("j")];
+    settings.twilio.auth_tokens = vec![Secret::new("t")];
+    let app = spawn_ready(settings).await;
+    // Twilio signs the URL it calls: without twilio.public_url, http:// and the Host.
+    for (source, path, secret) in [
+        (Format::Kore, "/notify", "k"),
+        (Format::Jambonz, "/jambonz/notify", "j"),
+        (Format::Twilio, "/twilio/notify", "t"),
+    ] {
+        let load = LoadSettings {
+            target: app.url(path),
+            rate: 60.0,
+            duration: Duration::from_secs(1),
+            concurrency: 4,
+            headers: Vec::new(),
+            weights: Weights::default(),
+            timezone: chrono_tz::UTC,
+            date_order: calltrail::notification::DateOrder::Mdy,
+            faults: Faults {
+                duplicates: 0.1,
+                reorder: 0.3,
+                ..Faults::default()
+            },
+            seed: Some(3),
+            source,
+            signing_secret: Some(secret.to_owned()),
+        };
+        let report = load::run(&load).await.unwrap();
+        assert_eq!(
+            (report.ok, report.error_count()),
+            (60, 0),
+            "{source:?}: {report}"
+        );
+
+        let unsigned = LoadSettings {
+            signing_secret: None,
+            duration: Duration::from_millis(100),
+            rate: 20.0,
+            ..load
+        };
+        let report = load::run(&unsigned).await.unwrap();
+        assert_eq!(
+            report.errors.get("401").copied(),
+            Some(report.scheduled),
+            "{source:?}"
+        );
+    }
+    let calls: Value = app.get("/v1/calls?limit=1000").await.json().await.unwrap();
+    let calls = calls["data"].as_array().unwrap();
+    assert!(calls.len() > 30, "{}", calls.len());
+    assert!(calls.iter().any(|c| c["state"] == "completed"));
+    assert!(calls.iter().any(|c| c["outcome"] == "busy"));
+    app.stop().await;
+}
+
+both_stores!(the_load_generator_plays_every_source_signed);
