@@ -130,15 +130,7 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
             .filter(move |e| e.event.known_status().map(Status::stage) == Some(stage))
     };
 
-    let (state, deciding) = [
-        (CallState::Completed, Stage::Completed),
-        (CallState::Failed, Stage::Failed),
-        (CallState::InProgress, Stage::Up),
-    ]
-    .into_iter()
-    .find_map(|(state, stage)| at_stage(stage).max_by(tie_break).map(|e| (state, Some(e))))
-    .unwrap_or((CallState::Unknown, events.iter().max_by(tie_break)));
-
+    let (state, deciding) = decide(events);
     let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
     let from_terminal =
         |field: fn(&Event) -> Option<String>| terminal.and_then(|e| field(&e.event));
@@ -186,6 +178,56 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
         // Not derived from events: the store attaches it when the call is read.
         dialout: None,
     })
+}
+
+/// The call's state and the event that decided it (the last of the unknown ones when none
+/// did).
+fn decide(events: &[RecordedEvent]) -> (CallState, Option<&RecordedEvent>) {
+    let at_stage = |stage: Stage| {
+        events
+            .iter()
+            .filter(move |e| e.event.known_status().map(Status::stage) == Some(stage))
+    };
+    [
+        (CallState::Completed, Stage::Completed),
+        (CallState::Failed, Stage::Failed),
+        (CallState::InProgress, Stage::Up),
+    ]
+    .into_iter()
+    .find_map(|(state, stage)| at_stage(stage).max_by(tie_break).map(|e| (state, Some(e))))
+    .unwrap_or((CallState::Unknown, events.iter().max_by(tie_break)))
+}
+
+/// How long a call rang and took to connect, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingAndConnect {
+    pub ring_ms: Option<i64>,
+    pub connect_ms: Option<i64>,
+}
+
+/// A call's ring and connect durations (docs/api.md, "The call record"): each from the
+/// completed or failed event that decided the call when it has one, else from the earliest
+/// event that has one — earliest by the event's own connect (else disconnect) time, then
+/// content hash, so that arrival order never matters.
+pub fn ring_and_connect(events: &[RecordedEvent]) -> RingAndConnect {
+    let (state, deciding) = decide(events);
+    let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
+    let pick = |field: fn(&Event) -> Option<i64>| {
+        terminal.and_then(|e| field(&e.event)).or_else(|| {
+            events
+                .iter()
+                .filter_map(|e| field(&e.event).map(|value| (e, value)))
+                .min_by_key(|(e, _)| {
+                    let at = e.event.connect_time.or(e.event.disconnect_time);
+                    (at.is_none(), at, e.content_hash.clone())
+                })
+                .map(|(_, value)| value)
+        })
+    };
+    RingAndConnect {
+        ring_ms: pick(|e| e.ring_ms),
+        connect_ms: pick(|e| e.connect_ms),
+    }
 }
 
 /// Orders events that compete to decide a call: the later disconnect time wins, then the

@@ -362,6 +362,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
         arb_time(),
         arb_time(),
         prop::option::of(0i64..60),
+        prop::option::of(0i64..9000),
+        prop::option::of(0i64..9000),
     )
         .prop_map(
             |(
@@ -373,6 +375,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
                 connect_time,
                 disconnect_time,
                 duration_s,
+                ring_ms,
+                connect_ms,
             )| Event {
                 sip_code,
                 reason_code: reason_code.map(str::to_owned),
@@ -381,6 +385,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
                 connect_time,
                 disconnect_time,
                 duration_s,
+                ring_ms,
+                connect_ms,
                 ..event(status)
             },
         )
@@ -394,7 +400,7 @@ proptest! {
         events in prop::collection::vec(arb_event(), 1..6),
         order in Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()),
     ) {
-        let arrive = |sequence: &[&Event]| -> Call {
+        let arrive = |sequence: &[&Event]| -> (Call, RingAndConnect) {
             let recorded: Vec<RecordedEvent> = sequence
                 .iter()
                 .enumerate()
@@ -405,7 +411,7 @@ proptest! {
                     r
                 })
                 .collect();
-            fold(&recorded).unwrap()
+            (fold(&recorded).unwrap(), ring_and_connect(&recorded))
         };
         let original: Vec<&Event> = events.iter().collect();
         let expected = arrive(&original);
@@ -432,4 +438,49 @@ fn permutations<'a>(items: &[&'a Event], seed: u64) -> Vec<Vec<&'a Event>> {
     let step = (all.len() / 24).max(1);
     let offset = (seed as usize) % step;
     all.into_iter().skip(offset).step_by(step).collect()
+}
+
+#[test]
+fn ring_and_connect_come_from_the_terminal_event_else_the_earliest() {
+    let with = |status: &str, ring: Option<i64>, connect: Option<i64>, seconds: i64| Event {
+        ring_ms: ring,
+        connect_ms: connect,
+        connect_time: Some(at(seconds)),
+        ..event(status)
+    };
+    let durations = |events: Vec<Event>| {
+        let recorded: Vec<_> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| recorded(i as i64, e))
+            .collect();
+        ring_and_connect(&recorded)
+    };
+    let both = |ring_ms, connect_ms| RingAndConnect {
+        ring_ms,
+        connect_ms,
+    };
+    // The completed event's own values win over the answered one's.
+    assert_eq!(
+        durations(vec![
+            with("answered", Some(4000), Some(5000), 0),
+            with("completed", Some(4100), Some(5100), 1),
+        ]),
+        both(Some(4100), Some(5100))
+    );
+    // The terminal event lacks them: the earliest event that has each.
+    assert_eq!(
+        durations(vec![
+            with("completed", None, None, 9),
+            with("call-in-progress", Some(4200), None, 2),
+            with("answered", Some(4000), Some(5000), 1),
+        ]),
+        both(Some(4000), Some(5000))
+    );
+    // A failed call: the failed event's ring time.
+    assert_eq!(
+        durations(vec![with("failed", Some(3900), None, 0)]),
+        both(Some(3900), None)
+    );
+    assert_eq!(durations(vec![event("ringing")]), both(None, None));
 }
