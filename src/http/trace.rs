@@ -44,13 +44,19 @@ pub fn layer(routes: Router) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// The path and query with secrets masked: the token segment of `/notify/{token}` and any
-/// `token` query parameter.
+/// The receiving endpoints, whose next path segment is a token.
+const RECEIVING: [&str; 3] = ["/notify/", "/jambonz/notify/", "/twilio/notify/"];
+
+/// The path and query with secrets masked: the token segment of `/notify/{token}` (and of
+/// every source's endpoint) and any `token` query parameter.
 pub fn redact(uri: &axum::http::Uri) -> String {
-    let path = match uri.path().strip_prefix("/notify/") {
-        Some(rest) if !rest.is_empty() => "/notify/***".to_owned(),
-        _ => uri.path().to_owned(),
-    };
+    let path = RECEIVING
+        .iter()
+        .find_map(|prefix| {
+            let rest = uri.path().strip_prefix(prefix)?;
+            (!rest.is_empty()).then(|| format!("{prefix}***"))
+        })
+        .unwrap_or_else(|| uri.path().to_owned());
     match uri.query() {
         None => path,
         Some(query) => {
@@ -76,6 +82,12 @@ mod tests {
             ("/notify/s3cret", "/notify/***"),
             ("/notify?token=s3cret&x=1", "/notify?token=***&x=1"),
             ("/notify/", "/notify/"),
+            ("/jambonz/notify/s3cret", "/jambonz/notify/***"),
+            (
+                "/twilio/notify/s3cret?token=x",
+                "/twilio/notify/***?token=***",
+            ),
+            ("/twilio/notify", "/twilio/notify"),
             ("/v1/calls/abc?limit=5", "/v1/calls/abc?limit=5"),
         ];
         for (uri, expected) in cases {
