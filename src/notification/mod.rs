@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use canonical::content_hash;
+pub use fields::fold_key;
 
 /// How local-time timestamps without an offset are read (docs/api.md, "What calltrail makes of
 /// a notification").

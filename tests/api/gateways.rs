@@ -218,3 +218,46 @@ async fn tokens_guard_every_source(backend: Backend) {
 }
 
 both_stores!(tokens_guard_every_source);
+
+async fn jambonz_and_twilio_deliveries_reprocess_in_their_format(backend: Backend) {
+    let Some(db) = fresh_db(backend, "gateway_deliveries_reprocess_in_their_format").await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    let jambonz = post_as(
+        &app,
+        "/jambonz/notify",
+        fixture("jambonz/06-busy.json"),
+        "application/json",
+    )
+    .await;
+    let twilio = post_as(&app, "/twilio/notify", fixture("twilio/05-busy.form"), FORM).await;
+
+    for receipt in [jambonz, twilio] {
+        let path = format!("/v1/deliveries/{}/reprocess", receipt["delivery_id"]);
+        let response = app.client.post(app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{receipt}");
+        let again: Value = response.json().await.unwrap();
+        assert_eq!(again["result"], "accepted", "{again}");
+        assert_eq!(again["event_id"], receipt["event_id"]);
+    }
+    let bulk: Value = app
+        .client
+        .post(app.url("/v1/deliveries/reprocess"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&bulk["reprocessed"], &bulk["rejected"]),
+        (&2.into(), &0.into()),
+        "{bulk}"
+    );
+    let call = app.call_json("CA1b2c3d4e5f60718293a4b5c6d7e8f901").await;
+    assert_eq!(call["outcome"], "busy");
+    app.stop().await;
+}
+
+both_stores!(jambonz_and_twilio_deliveries_reprocess_in_their_format);
