@@ -12,8 +12,8 @@ mod sources;
 
 pub use sources::{JambonzSettings, TwilioSettings};
 
-use crate::dialout::Secret;
 pub use crate::dialout::DialoutSettings;
+use crate::dialout::Secret;
 use crate::http::connection::ConnectionLimits;
 use crate::ingest::{self, GroupCommitSettings};
 use crate::metrics::MetricsSettings;

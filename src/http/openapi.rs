@@ -26,8 +26,7 @@ use super::AppState;
 use responses::{
     BadRequest, BodyTimeout, BodyTooLarge, DialoutsDisabled, GatewayFailed, IdempotencyConflict,
     Internal, InvalidDialout, InvalidNotification, InvalidParameter, MalformedBody, NotFound,
-    NotifyUnauthorized,
-    Unauthorized, Unavailable,
+    NotifyUnauthorized, Unauthorized, Unavailable,
 };
 
 /// A resource's routes, documented by construction: the only way in is [`Routes::routes`],
