@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::notification::{AmdMode, AmdResult, Event, Stage, Status};
+use crate::notification::{AmdMode, AmdResult, Event, Format, Stage, Status};
 
 /// An event as stored: the normalized fields plus what the store knows about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +90,9 @@ snake_names!(Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Call {
     pub conversation_id: String,
+    /// The gateway that sent the call's notifications: that of the event that decided
+    /// `state`.
+    pub source: Format,
     pub state: CallState,
     /// The status of the event that decided `state`.
     pub status: Option<String>,
@@ -114,6 +117,11 @@ pub struct Call {
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub event_count: i64,
+    /// How long the callee's phone rang, in milliseconds: from the completed or failed event
+    /// that decided the call, else from the earliest event that has it.
+    pub ring_ms: Option<i64>,
+    /// How long the call took to connect, in milliseconds; chosen as `ring_ms`.
+    pub connect_ms: Option<i64>,
     /// The dial-out this call came from (its `callId` or `sid` is the call's
     /// `conversation_id`); null for a call calltrail did not place.
     pub dialout: Option<crate::dialout::DialoutLink>,
@@ -150,9 +158,14 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     let last_seen_at = events.iter().map(|e| e.received_at).max()?;
     let sip_code = terminal.and_then(|e| e.event.sip_code);
     let reason_code = from_terminal(|e| e.reason_code.clone());
+    let RingAndConnect {
+        ring_ms,
+        connect_ms,
+    } = ring_and_connect(events);
 
     Some(Call {
         conversation_id: first.event.conversation_id.clone(),
+        source: deciding.unwrap_or(first).event.source,
         state,
         status: deciding.map(|e| e.event.status.clone()),
         outcome: outcome(
@@ -175,6 +188,8 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
         first_seen_at,
         last_seen_at,
         event_count: events.len() as i64,
+        ring_ms,
+        connect_ms,
         // Not derived from events: the store attaches it when the call is read.
         dialout: None,
     })

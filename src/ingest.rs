@@ -117,6 +117,7 @@ impl Ingest {
         let parsed = self.format.parse(body, &self.settings);
         let delivery = NewDelivery {
             received_at,
+            source: self.format,
             content_type,
             body,
         };
@@ -141,6 +142,8 @@ impl Ingest {
         };
         let received_at = Utc::now();
         let parsed = self.format.parse(&body, &self.settings);
-        queue.submit(received_at, content_type, body, parsed).await
+        queue
+            .submit(received_at, self.format, content_type, body, parsed)
+            .await
     }
 }

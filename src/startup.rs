@@ -92,11 +92,7 @@ impl Application {
             },
             api_keys: Secrets::new(&settings.api.keys),
             readiness: Readiness::default(),
-            reprocessor: Reprocessor::new(
-                store.clone(),
-                Format::Kore,
-                settings.notify.normalize_settings(),
-            ),
+            reprocessor: Reprocessor::new(store.clone(), settings.notify.normalize_settings()),
             dialer: Dialer::new(
                 store,
                 &settings.dialout,

@@ -54,6 +54,7 @@ fn pending<'a>(
     Pending {
         delivery: NewDelivery {
             received_at: at(index),
+            source: calltrail::notification::Format::Kore,
             content_type: Some("application/json"),
             body: body.as_bytes(),
         },

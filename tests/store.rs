@@ -144,6 +144,7 @@ async fn a_malformed_body_is_kept_byte_for_byte(backend: Backend) {
     let rejection = Rejection::Malformed("body is not valid JSON: expected value".to_owned());
     let delivery = NewDelivery {
         received_at: at("2023-05-08T12:00:00.000001Z"),
+        source: calltrail::notification::Format::Kore,
         content_type: Some("text/plain; charset=latin1"),
         body,
     };
@@ -185,6 +186,7 @@ async fn an_invalid_object_is_kept_with_its_field_errors(backend: Backend) {
     };
     let delivery = NewDelivery {
         received_at: at("2023-05-08T12:00:00Z"),
+        source: calltrail::notification::Format::Kore,
         content_type: None,
         body,
     };
@@ -350,6 +352,7 @@ async fn an_unreachable_postgres_server_is_unavailable_not_an_error() {
         .record(
             NewDelivery {
                 received_at: Utc::now(),
+                source: calltrail::notification::Format::Kore,
                 content_type: None,
                 body: b"{}",
             },
@@ -376,6 +379,7 @@ async fn an_unreachable_postgres_server_is_unavailable_not_an_error() {
 fn event(conversation_id: &str, status: &str) -> Event {
     Event {
         conversation_id: conversation_id.to_owned(),
+        source: calltrail::notification::Format::Kore,
         status: status.to_owned(),
         reason_code: None,
         reason_code_raw: None,
@@ -495,6 +499,7 @@ async fn record(
     let body = body_of(notification);
     let delivery = NewDelivery {
         received_at,
+        source: calltrail::notification::Format::Kore,
         content_type: Some("application/json"),
         body: &body,
     };

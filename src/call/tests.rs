@@ -10,6 +10,7 @@ fn at(seconds: i64) -> DateTime<Utc> {
 fn event(status: &str) -> Event {
     Event {
         conversation_id: "c-1".into(),
+        source: Format::Kore,
         status: status.into(),
         reason_code: None,
         reason_code_raw: None,

@@ -147,7 +147,7 @@ enum ExportFormat {
 const EXPORT_PAGE: u32 = 1000;
 
 /// The CSV columns, in order.
-const CSV_HEADER: [&str; 20] = [
+const CSV_HEADER: [&str; 23] = [
     "conversation_id",
     "state",
     "status",
@@ -165,6 +165,9 @@ const CSV_HEADER: [&str; 20] = [
     "first_seen_at",
     "last_seen_at",
     "event_count",
+    "source",
+    "ring_ms",
+    "connect_ms",
     "dialout_id",
     "dialout_target",
     "dialout_caller",
@@ -307,6 +310,9 @@ fn csv_rows(calls: &[Call], header: bool) -> Bytes {
             text(time(Some(call.first_seen_at))),
             text(time(Some(call.last_seen_at))),
             call.event_count.to_string(),
+            call.source.source().to_owned(),
+            text(call.ring_ms.map(|ms| ms.to_string())),
+            text(call.connect_ms.map(|ms| ms.to_string())),
             text(call.dialout.as_ref().map(|d| d.id.to_string())),
             text(call.dialout.as_ref().map(|d| d.target.clone())),
             text(call.dialout.as_ref().map(|d| d.caller.clone())),

@@ -36,6 +36,9 @@ pub fn router() -> Routes {
 pub struct DeliveryView {
     pub id: i64,
     pub received_at: DateTime<Utc>,
+    /// The source whose endpoint received it; reprocessing reads it with that source's
+    /// normalizer.
+    pub source: crate::notification::Format,
     pub result: DeliveryResult,
     /// The request's `Content-Type`, if it had one.
     pub content_type: Option<String>,
@@ -70,6 +73,7 @@ impl From<Delivery> for DeliveryView {
         Self {
             id: d.id,
             received_at: d.received_at,
+            source: d.source,
             result: d.result,
             content_type: d.content_type,
             body,

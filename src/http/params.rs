@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::error::{ApiError, Result};
 use crate::call::{CallState, Outcome};
 use crate::dialout::DialoutState;
-use crate::notification::AmdResult;
+use crate::notification::{AmdResult, Format};
 use crate::store::DeliveryResult;
 use crate::store::dialouts::{DialoutCursor, DialoutFilter, DialoutMatch};
 use crate::store::query::{CallCursor, CallFilter, DeliveryCursor, DeliveryFilter};
@@ -26,6 +26,11 @@ pub const CALL_FILTERS: &[&str] = &[
     "q",
     "min_duration",
     "max_duration",
+    "source",
+    "min_ring_ms",
+    "max_ring_ms",
+    "min_connect_ms",
+    "max_connect_ms",
     "target",
     "caller",
     METADATA_FILTER,
@@ -177,12 +182,16 @@ impl Params {
     }
 
     fn whole_seconds(&self, name: &str) -> Result<Option<i64>> {
+        self.whole_number(name, "seconds")
+    }
+
+    fn whole_number(&self, name: &str, unit: &str) -> Result<Option<i64>> {
         self.single(name)?
             .map(|v| {
                 v.parse::<i64>()
                     .ok()
                     .filter(|n| *n >= 0)
-                    .ok_or_else(|| bad(name, format!("`{v}` is not a whole number of seconds")))
+                    .ok_or_else(|| bad(name, format!("`{v}` is not a whole number of {unit}")))
             })
             .transpose()
     }
@@ -194,6 +203,7 @@ impl Params {
         let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         let mut amd: Vec<&str> = AmdResult::ALL.iter().map(|r| r.as_str()).collect();
         amd.push("none");
+        let sources: Vec<&str> = Format::ALL.iter().map(|f| f.source()).collect();
         let filter = CallFilter {
             states: self.each("state", &names(&states), CallState::parse)?,
             outcomes: self.each("outcome", &names(&outcomes), Outcome::parse)?,
@@ -213,6 +223,15 @@ impl Params {
             conversation_prefix: self.single("q")?.map(str::to_owned),
             min_duration: self.whole_seconds("min_duration")?,
             max_duration: self.whole_seconds("max_duration")?,
+            sources: self.each("source", &names(&sources), Format::parse_name)?,
+            ring_ms: (
+                self.whole_number("min_ring_ms", "milliseconds")?,
+                self.whole_number("max_ring_ms", "milliseconds")?,
+            ),
+            connect_ms: (
+                self.whole_number("min_connect_ms", "milliseconds")?,
+                self.whole_number("max_connect_ms", "milliseconds")?,
+            ),
             dialout: self.dialout_match()?,
         };
         if let (Some(since), Some(until)) = (filter.since, filter.until) {

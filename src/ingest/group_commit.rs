@@ -17,7 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{IngestError, Ingested};
 use crate::metrics::{BATCH_SIZE, Metrics, STORE_ERRORS, WRITER_COMMITS};
-use crate::notification::{Notification, Rejection};
+use crate::notification::{Format, Notification, Rejection};
 use crate::store::{Committed, NewDelivery, Pending, Recorded, Store, StoreError};
 
 /// Committed batches a writer lets wait for the disk before it takes the next.
@@ -42,6 +42,7 @@ pub struct GroupCommitSettings {
 /// One body waiting for the writer.
 struct Job {
     received_at: DateTime<Utc>,
+    source: Format,
     content_type: Option<String>,
     body: Bytes,
     parsed: Result<Notification, Rejection>,
@@ -126,6 +127,7 @@ impl Queue {
     pub(super) async fn submit(
         &self,
         received_at: DateTime<Utc>,
+        source: Format,
         content_type: Option<&str>,
         body: Bytes,
         parsed: Result<Notification, Rejection>,
@@ -133,6 +135,7 @@ impl Queue {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             received_at,
+            source,
             content_type: content_type.map(str::to_owned),
             body,
             parsed,
@@ -299,6 +302,7 @@ impl Job {
         Pending {
             delivery: NewDelivery {
                 received_at: self.received_at,
+                source: self.source,
                 content_type: self.content_type.as_deref(),
                 body: &self.body,
             },

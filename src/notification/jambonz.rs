@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::notification::Format;
+
 use super::checks::{Reader, json_object, or_warn};
 use super::normalize::{self, canonical_reason_code};
 use super::{AmdResult, Event, NormalizeSettings, Notification, Rejection, Status, content_hash};
@@ -113,6 +115,7 @@ impl Checked<'_> {
 
         Event {
             conversation_id: self.call_sid.to_string(),
+            source: Format::Jambonz,
             status,
             reason_code: self.termination_by.and_then(canonical_reason_code),
             reason_code_raw: self.termination_by.map(str::to_string),

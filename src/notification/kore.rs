@@ -6,6 +6,8 @@
 //! cannot be read becomes null plus a warning rather than a rejection.
 
 use chrono::{DateTime, Utc};
+
+use crate::notification::Format;
 use serde_json::{Map, Value};
 
 use super::checks::{conversation_id_problems, keys_holding_nul};
@@ -256,6 +258,7 @@ impl Checked<'_> {
 
         Event {
             conversation_id: self.conversation_id.to_string(),
+            source: Format::Kore,
             status,
             reason_code: self.reason_code.and_then(normalize::canonical_reason_code),
             reason_code_raw: self.reason_code.map(str::to_string),

@@ -49,8 +49,9 @@ pub enum DateOrder {
     Dmy,
 }
 
-/// The wire formats calltrail understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The wire formats calltrail understands, one per source; serialized as the source's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Kore.ai Voice Gateway call-status notifications.
     Kore,
@@ -109,6 +110,8 @@ pub struct Notification {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub conversation_id: String,
+    /// The gateway that sent it: `kore`, `jambonz` or `twilio`.
+    pub source: Format,
     /// Trimmed and lower-cased; see [`Status`] for the known values.
     pub status: String,
     pub reason_code: Option<String>,

@@ -6,6 +6,8 @@
 //! an array of its values), so that duplicates are found the same way as for JSON sources.
 
 use chrono::{DateTime, Duration, Utc};
+
+use crate::notification::Format;
 use serde_json::{Map, Value};
 
 use super::checks::{Reader, or_warn};
@@ -165,6 +167,7 @@ impl Checked<'_> {
 
         Event {
             conversation_id: self.call_sid.to_string(),
+            source: Format::Twilio,
             status,
             reason_code: None,
             reason_code_raw: None,

@@ -311,6 +311,7 @@ mod tests {
             payload,
             event: Event {
                 conversation_id: conversation_id.to_owned(),
+                source: crate::notification::Format::Kore,
                 status: status.to_owned(),
                 reason_code: None,
                 reason_code_raw: None,
@@ -333,6 +334,7 @@ mod tests {
         Pending {
             delivery: NewDelivery {
                 received_at: Utc::now(),
+                source: crate::notification::Format::Kore,
                 content_type: None,
                 body: b"{}",
             },

@@ -25,7 +25,8 @@ columns! {
     EVENT_FIELDS, EVENT_FIELD_LIST: [
         "conversation_id", "content_hash", "status", "reason_code", "reason_code_raw",
         "reason", "sip_code", "sip_reason", "amd_mode", "amd_result", "duration_s",
-        "connect_time", "disconnect_time", "warnings", "payload", "received_at",
+        "connect_time", "disconnect_time", "warnings", "payload", "received_at", "source",
+        "ring_ms", "connect_ms",
     ]
 }
 
@@ -34,7 +35,8 @@ columns! {
     EVENT_COLUMNS, EVENT_COLUMN_LIST: [
         "id", "conversation_id", "content_hash", "status", "reason_code", "reason_code_raw",
         "reason", "sip_code", "sip_reason", "amd_mode", "amd_result", "duration_s",
-        "connect_time", "disconnect_time", "warnings", "payload", "received_at",
+        "connect_time", "disconnect_time", "warnings", "payload", "received_at", "source",
+        "ring_ms", "connect_ms",
     ]
 }
 
@@ -44,6 +46,7 @@ columns! {
     EVENT_NORMALIZED, EVENT_NORMALIZED_LIST: [
         "status", "reason_code", "reason_code_raw", "reason", "sip_code", "sip_reason",
         "amd_mode", "amd_result", "duration_s", "connect_time", "disconnect_time", "warnings",
+        "source", "ring_ms", "connect_ms",
     ]
 }
 
@@ -53,7 +56,8 @@ columns! {
     CALL_COLUMNS, CALL_COLUMN_LIST: [
         "conversation_id", "state", "status", "outcome", "reason_code", "reason", "sip_code",
         "sip_reason", "duration_s", "connected_at", "ended_at", "amd_mode", "amd_result",
-        "occurred_at", "first_seen_at", "last_seen_at", "event_count",
+        "occurred_at", "first_seen_at", "last_seen_at", "event_count", "source", "ring_ms",
+        "connect_ms",
     ]
 }
 
@@ -64,7 +68,7 @@ columns! {
     /// The columns of a delivery, in the order `DeliveryRow` reads them.
     DELIVERY_COLUMNS, DELIVERY_COLUMN_LIST: [
         "id", "received_at", "content_type", "body", "result", "error", "errors",
-        "conversation_id", "event_id",
+        "conversation_id", "event_id", "source",
     ]
 }
 
@@ -76,6 +80,10 @@ columns! {
         "gateway_status", "gateway_body", "error", "requested_at", "completed_at",
     ]
 }
+
+/// How many of [`EVENT_NORMALIZED`] come before `payload` in [`EVENT_FIELDS`]; the rest
+/// follow `received_at`.
+const EVENT_BEFORE_PAYLOAD: usize = 12;
 
 /// The values of [`EVENT_NORMALIZED`], in order.
 pub(super) fn normalized_values(event: &Event) -> Result<Vec<Arg>> {
@@ -92,6 +100,9 @@ pub(super) fn normalized_values(event: &Event) -> Result<Vec<Arg>> {
         event.connect_time.into(),
         event.disconnect_time.into(),
         Arg::json(&event.warnings)?,
+        event.source.source().into(),
+        event.ring_ms.into(),
+        event.connect_ms.into(),
     ])
 }
 
@@ -101,13 +112,16 @@ pub(super) fn event_values(
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Arg>> {
     let event = &notification.event;
+    let mut normalized = normalized_values(event)?;
+    let after_received_at = normalized.split_off(EVENT_BEFORE_PAYLOAD);
     let mut values = vec![
         event.conversation_id.as_str().into(),
         notification.content_hash.as_str().into(),
     ];
-    values.extend(normalized_values(event)?);
+    values.extend(normalized);
     values.push(Arg::json(&notification.payload)?);
     values.push(received_at.into());
+    values.extend(after_received_at);
     Ok(values)
 }
 
@@ -119,7 +133,19 @@ mod tests {
     fn an_event_is_written_as_its_id_and_fields_and_rewritten_by_its_normalized_ones() {
         assert_eq!(EVENT_COLUMN_LIST[0], "id");
         assert_eq!(&EVENT_COLUMN_LIST[1..], EVENT_FIELD_LIST);
-        assert_eq!(&EVENT_FIELD_LIST[2..14], EVENT_NORMALIZED_LIST);
+        let before = EVENT_BEFORE_PAYLOAD;
+        assert_eq!(
+            &EVENT_FIELD_LIST[2..2 + before],
+            &EVENT_NORMALIZED_LIST[..before]
+        );
+        assert_eq!(
+            &EVENT_FIELD_LIST[2 + before..4 + before],
+            ["payload", "received_at"]
+        );
+        assert_eq!(
+            &EVENT_FIELD_LIST[4 + before..],
+            &EVENT_NORMALIZED_LIST[before..]
+        );
         assert_eq!(EVENT_COLUMNS, EVENT_COLUMN_LIST.join(", "));
     }
 }

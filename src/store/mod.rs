@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::call::RecordedEvent;
-use crate::notification::{FieldError, Notification, Rejection};
+use crate::notification::{FieldError, Format, Notification, Rejection};
 
 pub use batch::{Committed, Pending};
 pub use error::StoreError;
@@ -48,6 +48,8 @@ pub enum Store {
 #[derive(Debug, Clone, Copy)]
 pub struct NewDelivery<'a> {
     pub received_at: DateTime<Utc>,
+    /// The source whose endpoint received it, whose normalizer reads it.
+    pub source: Format,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
 }
@@ -95,6 +97,8 @@ impl DeliveryResult {
 pub struct Delivery {
     pub id: i64,
     pub received_at: DateTime<Utc>,
+    /// The source whose endpoint received it, whose normalizer reads it (again).
+    pub source: Format,
     pub content_type: Option<String>,
     /// The request body, byte for byte.
     pub body: Vec<u8>,

@@ -8,7 +8,7 @@ use super::columns::{CALL_COLUMNS, DELIVERY_COLUMNS};
 pub use super::page::{Page, page_of};
 pub use super::sql::{Arg, Dialect, Sql};
 use crate::call::{CallState, Outcome};
-use crate::notification::AmdResult;
+use crate::notification::{AmdResult, Format};
 
 /// Which calls a list, export or statistic covers. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +27,12 @@ pub struct CallFilter {
     pub conversation_prefix: Option<String>,
     pub min_duration: Option<i64>,
     pub max_duration: Option<i64>,
+    /// The gateways that sent the call's notifications.
+    pub sources: Vec<Format>,
+    /// Inclusive bounds on `ring_ms`; a bound leaves out calls without it.
+    pub ring_ms: (Option<i64>, Option<i64>),
+    /// Inclusive bounds on `connect_ms`; a bound leaves out calls without it.
+    pub connect_ms: (Option<i64>, Option<i64>),
     /// Conditions on the call's dial-out (`target`, `caller`, `metadata.KEY`).
     pub dialout: super::dialouts::DialoutMatch,
 }
@@ -146,6 +152,25 @@ pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
     if let Some(max) = filter.max_duration {
         let p = sql.bind(Arg::Int(max));
         sql.push(&format!(" and duration_s <= {p}"));
+    }
+    if !filter.sources.is_empty() {
+        sql.push_in(
+            "source",
+            filter.sources.iter().map(|s| Arg::Text(s.source().into())),
+        );
+    }
+    for (column, (min, max)) in [
+        ("ring_ms", filter.ring_ms),
+        ("connect_ms", filter.connect_ms),
+    ] {
+        if let Some(min) = min {
+            let p = sql.bind(Arg::Int(min));
+            sql.push(&format!(" and {column} >= {p}"));
+        }
+        if let Some(max) = max {
+            let p = sql.bind(Arg::Int(max));
+            sql.push(&format!(" and {column} <= {p}"));
+        }
     }
     let dialect = sql.dialect;
     super::dialouts::push_call_has_dialout(sql, dialect, &filter.dialout);

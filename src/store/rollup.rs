@@ -131,6 +131,9 @@ mod tests {
             first_seen_at: at,
             last_seen_at: at,
             event_count: 1,
+            source: crate::notification::Format::Kore,
+            ring_ms: None,
+            connect_ms: None,
             dialout: None,
         }
     }

@@ -11,7 +11,7 @@ use sqlx::types::Json;
 
 use super::{Delivery, DeliveryResult, Result, StoreError, StoredEvent};
 use crate::call::{Call, CallState, Outcome, RecordedEvent};
-use crate::notification::{AmdMode, AmdResult, Event, FieldError, Rejection};
+use crate::notification::{AmdMode, AmdResult, Event, FieldError, Format, Rejection};
 
 /// One row of `events`.
 #[derive(Debug, FromRow)]
@@ -33,6 +33,9 @@ pub(super) struct EventRow {
     pub warnings: Json<Vec<String>>,
     pub payload: Json<serde_json::Value>,
     pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub ring_ms: Option<i64>,
+    pub connect_ms: Option<i64>,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -41,6 +44,7 @@ impl TryFrom<EventRow> for StoredEvent {
     fn try_from(row: EventRow) -> Result<Self> {
         let event = Event {
             conversation_id: row.conversation_id,
+            source: required("source", row.source, Format::parse_name)?,
             status: row.status,
             reason_code: row.reason_code,
             reason_code_raw: row.reason_code_raw,
@@ -50,8 +54,8 @@ impl TryFrom<EventRow> for StoredEvent {
             amd_mode: spelling("amd_mode", row.amd_mode, AmdMode::parse)?,
             amd_result: spelling("amd_result", row.amd_result, AmdResult::parse)?,
             duration_s: row.duration_s,
-            ring_ms: None,
-            connect_ms: None,
+            ring_ms: row.ring_ms,
+            connect_ms: row.connect_ms,
             connect_time: row.connect_time,
             disconnect_time: row.disconnect_time,
             warnings: row.warnings.0,
@@ -92,11 +96,14 @@ pub(super) struct EventAndCallRow {
     pub call_last_seen_at: Option<DateTime<Utc>>,
     pub call_event_count: Option<i64>,
     pub call_updated_at: Option<DateTime<Utc>>,
+    pub call_source: Option<String>,
+    pub call_ring_ms: Option<i64>,
+    pub call_connect_ms: Option<i64>,
 }
 
 /// The columns of [`EventAndCallRow`] read from `events as e` and `calls as c`, but for
 /// `payload`, which each store reads as an empty object of its own JSON type: the fold
-/// does not look at payloads.
+/// does not look at payloads. SQLite's writer reads them by position, in this order.
 pub(super) const EVENT_AND_CALL_COLUMNS: &str = "e.id, e.conversation_id, e.content_hash, \
      e.status, e.reason_code, e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, \
      e.amd_mode, e.amd_result, e.duration_s, e.connect_time, e.disconnect_time, e.warnings, \
@@ -108,7 +115,9 @@ pub(super) const EVENT_AND_CALL_COLUMNS: &str = "e.id, e.conversation_id, e.cont
      c.amd_mode as call_amd_mode, c.amd_result as call_amd_result, \
      c.occurred_at as call_occurred_at, c.first_seen_at as call_first_seen_at, \
      c.last_seen_at as call_last_seen_at, c.event_count as call_event_count, \
-     c.updated_at as call_updated_at";
+     c.updated_at as call_updated_at, \
+     e.source, e.ring_ms, e.connect_ms, \
+     c.source as call_source, c.ring_ms as call_ring_ms, c.connect_ms as call_connect_ms";
 
 impl EventAndCallRow {
     /// The call's record, if it has one.
@@ -131,6 +140,9 @@ impl EventAndCallRow {
             first_seen_at: self.call_first_seen_at?,
             last_seen_at: self.call_last_seen_at?,
             event_count: self.call_event_count?,
+            source: self.call_source.clone()?,
+            ring_ms: self.call_ring_ms,
+            connect_ms: self.call_connect_ms,
         };
         Some(Call::try_from(row))
     }
@@ -156,6 +168,9 @@ pub(super) struct CallRow {
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub event_count: i64,
+    pub source: String,
+    pub ring_ms: Option<i64>,
+    pub connect_ms: Option<i64>,
 }
 
 impl TryFrom<CallRow> for Call {
@@ -164,6 +179,7 @@ impl TryFrom<CallRow> for Call {
     fn try_from(row: CallRow) -> Result<Self> {
         Ok(Call {
             conversation_id: row.conversation_id,
+            source: required("source", row.source, Format::parse_name)?,
             state: required("state", row.state, CallState::parse)?,
             status: row.status,
             outcome: required("outcome", row.outcome, Outcome::parse)?,
@@ -180,6 +196,8 @@ impl TryFrom<CallRow> for Call {
             first_seen_at: row.first_seen_at,
             last_seen_at: row.last_seen_at,
             event_count: row.event_count,
+            ring_ms: row.ring_ms,
+            connect_ms: row.connect_ms,
             dialout: None,
         })
     }
@@ -197,6 +215,7 @@ pub(super) struct DeliveryRow {
     pub errors: Option<Json<Vec<FieldError>>>,
     pub conversation_id: Option<String>,
     pub event_id: Option<i64>,
+    pub source: String,
 }
 
 impl TryFrom<DeliveryRow> for Delivery {
@@ -206,6 +225,7 @@ impl TryFrom<DeliveryRow> for Delivery {
         Ok(Delivery {
             id: row.id,
             received_at: row.received_at,
+            source: required("source", row.source, Format::parse_name)?,
             content_type: row.content_type,
             body: row.body,
             result: required("result", row.result, DeliveryResult::parse)?,

@@ -83,8 +83,9 @@ pub struct StatsPlan {
 }
 
 /// Splits a statistics filter between the statistics tables and `calls`. The tables keep
-/// the dimensions and the time of each call but not its SIP code, id, duration bounds or
-/// dial-out, so a filter on any of those reads `calls` alone.
+/// the dimensions and the time of each call but not its SIP code, id, duration bounds,
+/// source, ring or connect time or dial-out, so a filter on any of those reads `calls`
+/// alone.
 pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
     let only_calls = || StatsPlan {
         days: None,
@@ -94,6 +95,9 @@ pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
         && filter.conversation_prefix.is_none()
         && filter.min_duration.is_none()
         && filter.max_duration.is_none()
+        && filter.sources.is_empty()
+        && filter.ring_ms == (None, None)
+        && filter.connect_ms == (None, None)
         && filter.dialout.is_empty();
     if !countable {
         return only_calls();

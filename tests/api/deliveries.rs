@@ -184,6 +184,7 @@ async fn a_body_rejected_by_older_rules_becomes_an_event(backend: Backend) {
     });
     let stored = NewDelivery {
         received_at: chrono::Utc::now(),
+        source: calltrail::notification::Format::Kore,
         content_type: Some("application/json"),
         body: body.as_bytes(),
     };

@@ -27,4 +27,5 @@ mod seed;
 mod signatures;
 mod simulator;
 mod slow_clients;
+mod sources;
 mod stats;

@@ -109,6 +109,46 @@ async fn counters_move_with_each_result(backend: Backend) {
 
 both_stores!(counters_move_with_each_result);
 
+async fn every_source_and_bad_signature_is_counted(backend: Backend) {
+    let Some(db) = fresh_db(backend, "every_source_is_counted").await else {
+        return;
+    };
+    let mut settings = test_settings(&db.url);
+    settings.api.keys = vec![KEY.into()];
+    settings.jambonz.signing_secrets = vec![calltrail::dialout::Secret::new("jamb0nz-s3cret")];
+    let app = spawn_ready(settings).await;
+    let twilio = app
+        .client
+        .post(app.url("/twilio/notify"))
+        .body(fixture("twilio/05-busy.form"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twilio.status(), 200);
+    let unsigned = app
+        .client
+        .post(app.url("/jambonz/notify"))
+        .header("jambonz-signature", "t=1,v1=00")
+        .body(fixture("jambonz/06-busy.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    let text = scrape(&app).await;
+    let count = |source: &str, result: &str| {
+        let labels = format!(r#"source="{source}",result="{result}""#);
+        sample(&text, "calltrail_notifications_total", &labels).unwrap_or(0.0)
+    };
+    assert_eq!(count("twilio", "accepted"), 1.0, "{text}");
+    assert_eq!(count("jambonz", "bad_signature"), 1.0, "{text}");
+    assert_eq!(count("jambonz", "accepted"), 0.0);
+    assert!(!text.contains("jamb0nz-s3cret"));
+    app.stop().await;
+}
+
+both_stores!(every_source_and_bad_signature_is_counted);
+
 #[tokio::test]
 async fn metrics_need_the_api_key_unless_public() {
     let db = fresh_db(Backend::Sqlite, "metrics_need_the_api_key")

@@ -13,7 +13,7 @@ use utoipa::openapi::{RefOr, Required, Schema};
 
 use crate::call::{CallState, Outcome};
 use crate::http::params::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::notification::AmdResult;
+use crate::notification::{AmdResult, Format};
 
 /// The filters of `/v1/calls`, shared by the statistics and the export.
 pub struct CallFilters;
@@ -126,6 +126,23 @@ impl IntoParams for CallFilters {
             param("q", "Calls whose `conversation_id` starts with this text.", string()),
             param("min_duration", "Calls lasting at least this many seconds.", seconds()),
             param("max_duration", "Calls lasting at most this many seconds.", seconds()),
+            list(
+                "source",
+                "Calls from any of these gateways.",
+                one_of(Format::ALL.iter().map(|f| f.source())),
+            ),
+            param("min_ring_ms", "Calls whose phone rang at least this many milliseconds.", seconds()),
+            param("max_ring_ms", "Calls whose phone rang at most this many milliseconds.", seconds()),
+            param(
+                "min_connect_ms",
+                "Calls that took at least this many milliseconds to connect.",
+                seconds(),
+            ),
+            param(
+                "max_connect_ms",
+                "Calls that took at most this many milliseconds to connect.",
+                seconds(),
+            ),
             dialout_target("Calls placed through `POST /v1/dialouts` to any of these targets."),
             dialout_caller("Calls placed through `POST /v1/dialouts` with any of these caller ids."),
             dialout_metadata("Calls placed through `POST /v1/dialouts` whose"),

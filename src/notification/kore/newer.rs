@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::notification::Format;
+
 use super::parse;
 use crate::notification::{AmdMode, AmdResult, Event, NormalizeSettings, Notification};
 
@@ -30,6 +32,7 @@ fn some(text: &str) -> Option<String> {
 fn up(status: &str) -> Event {
     Event {
         conversation_id: "7f3c2a10-5b1e-4d8a-9c61-2e0f4b7axxxx".to_string(),
+        source: Format::Kore,
         status: status.to_string(),
         reason_code: None,
         reason_code_raw: None,
@@ -86,6 +89,7 @@ fn every_newer_notification_normalizes_exactly() {
             FAILED_BUSY,
             Event {
                 conversation_id: "0c9d8e7f-1a2b-4c3d-8e5f-6a7b8c9dxxxx".to_string(),
+                source: Format::Kore,
                 reason_code: some("busy-here"),
                 reason_code_raw: some("Busy Here"),
                 reason: some("486 Busy Here"),

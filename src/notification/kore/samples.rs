@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::notification::Format;
+
 use super::parse;
 use crate::notification::{
     AmdMode, AmdResult, Event, NormalizeSettings, Notification, content_hash,
@@ -27,6 +29,7 @@ fn some(text: &str) -> Option<String> {
 fn completed(id: &str, reason_code: &str, duration: i64, connect: &str, disconnect: &str) -> Event {
     Event {
         conversation_id: id.to_string(),
+        source: Format::Kore,
         status: "completed".to_string(),
         reason_code: some(&reason_code.to_lowercase()),
         reason_code_raw: some(reason_code),
@@ -48,6 +51,7 @@ fn completed(id: &str, reason_code: &str, duration: i64, connect: &str, disconne
 fn failed(id: &str, reason_code: &str, canonical: &str, sip: u16, at: &str) -> Event {
     Event {
         conversation_id: id.to_string(),
+        source: Format::Kore,
         status: "failed".to_string(),
         reason_code: some(canonical),
         reason_code_raw: some(reason_code),

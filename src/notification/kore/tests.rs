@@ -1,3 +1,4 @@
+use crate::notification::Format;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -27,6 +28,7 @@ fn body_with(extra: Value) -> Value {
 fn bare(status: &str) -> Event {
     Event {
         conversation_id: "c-1".to_string(),
+        source: Format::Kore,
         status: status.to_string(),
         reason_code: None,
         reason_code_raw: None,

@@ -35,22 +35,23 @@ pub(super) const WRITE_BATCH: &str = "
         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::integer[], $9::text[], $10::text[], $11::text[], $12::bigint[],
                     $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::jsonb[],
-                    $17::timestamptz[])
+                    $17::timestamptz[], $18::text[], $19::bigint[], $20::bigint[])
              with ordinality
              as i (conversation_id, content_hash, status, reason_code, reason_code_raw, reason,
                    sip_code, sip_reason, amd_mode, amd_result, duration_s, connect_time,
-                   disconnect_time, warnings, payload, received_at, position)
+                   disconnect_time, warnings, payload, received_at, source, ring_ms,
+                   connect_ms, position)
     ),
     inserted_events as (
         insert into events (id, conversation_id, content_hash, status, reason_code,
                             reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
                             duration_s, connect_time, disconnect_time, warnings, payload,
-                            received_at)
+                            received_at, source, ring_ms, connect_ms)
         overriding system value
         select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
                e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
                e.duration_s, e.connect_time, e.disconnect_time, e.warnings, e.payload,
-               e.received_at
+               e.received_at, e.source, e.ring_ms, e.connect_ms
         from new_events as e
         cross join locks
         on conflict on constraint events_one_per_content do nothing
@@ -58,15 +59,16 @@ pub(super) const WRITE_BATCH: &str = "
     ),
     calls_in as materialized (
         select *
-        from unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
-                    $23::text[], $24::integer[], $25::text[], $26::bigint[],
-                    $27::timestamptz[], $28::timestamptz[], $29::text[], $30::text[],
-                    $31::timestamptz[], $32::timestamptz[], $33::timestamptz[], $34::bigint[],
-                    $35::bigint[], $36::timestamptz[])
+        from unnest($21::text[], $22::text[], $23::text[], $24::text[], $25::text[],
+                    $26::text[], $27::integer[], $28::text[], $29::bigint[],
+                    $30::timestamptz[], $31::timestamptz[], $32::text[], $33::text[],
+                    $34::timestamptz[], $35::timestamptz[], $36::timestamptz[], $37::bigint[],
+                    $38::text[], $39::bigint[], $40::bigint[], $41::bigint[],
+                    $42::timestamptz[])
              as c (conversation_id, state, status, outcome, reason_code, reason, sip_code,
                    sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
-                   occurred_at, first_seen_at, last_seen_at, event_count, read_event_count,
-                   read_updated_at)
+                   occurred_at, first_seen_at, last_seen_at, event_count, source, ring_ms,
+                   connect_ms, read_event_count, read_updated_at)
     ),
     updated_calls as (
         update calls set
@@ -86,7 +88,10 @@ pub(super) const WRITE_BATCH: &str = "
             first_seen_at = c.first_seen_at,
             last_seen_at = c.last_seen_at,
             event_count = c.event_count,
-            updated_at = $37::timestamptz
+            source = c.source,
+            ring_ms = c.ring_ms,
+            connect_ms = c.connect_ms,
+            updated_at = $43::timestamptz
         from calls_in as c
         cross join locks
         where c.read_event_count is not null
@@ -99,11 +104,11 @@ pub(super) const WRITE_BATCH: &str = "
         insert into calls (conversation_id, state, status, outcome, reason_code, reason,
                            sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
                            amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
-                           updated_at)
+                           source, ring_ms, connect_ms, updated_at)
         select c.conversation_id, c.state, c.status, c.outcome, c.reason_code, c.reason,
                c.sip_code, c.sip_reason, c.duration_s, c.connected_at, c.ended_at, c.amd_mode,
                c.amd_result, c.occurred_at, c.first_seen_at, c.last_seen_at, c.event_count,
-               $37::timestamptz
+               c.source, c.ring_ms, c.connect_ms, $43::timestamptz
         from calls_in as c
         cross join locks
         where c.read_event_count is null
@@ -113,7 +118,7 @@ pub(super) const WRITE_BATCH: &str = "
     written as (
         select (select count(*) from inserted_events) = cardinality($2::text[])
            and (select count(*) from updated_calls) + (select count(*) from inserted_calls)
-               = cardinality($18::text[])
+               = cardinality($21::text[])
            as complete
     ),
     new_event_ids as (
@@ -124,35 +129,35 @@ pub(super) const WRITE_BATCH: &str = "
                d.content_type, d.body, d.result, d.error, d.errors, d.conversation_id,
                case when d.event_ref < 0 then n.ids[-d.event_ref] else d.event_ref end
                    as event_id,
-               d.position
-        from unnest($38::timestamptz[], $39::text[], $40::bytea[], $41::text[], $42::text[],
-                    $43::jsonb[], $44::text[], $45::bigint[])
+               d.source, d.position
+        from unnest($44::timestamptz[], $45::text[], $46::bytea[], $47::text[], $48::text[],
+                    $49::jsonb[], $50::text[], $51::bigint[], $52::text[])
              with ordinality
              as d (received_at, content_type, body, result, error, errors, conversation_id,
-                   event_ref, position)
+                   event_ref, source, position)
         cross join new_event_ids as n
     ),
     inserted_deliveries as (
         insert into deliveries (id, received_at, content_type, body, result, error, errors,
-                                conversation_id, event_id)
+                                conversation_id, event_id, source)
         overriding system value
         select id, received_at, content_type, body, result, error, errors, conversation_id,
-               event_id
+               event_id, source
         from resolved
     ),
     slots as (
         insert into call_slot_counts as t
             (slot, state, outcome, amd_result, reason_code, answered, calls)
-        select * from unnest($46::bigint[], $47::text[], $48::text[], $49::text[], $50::text[],
-                             $51::integer[], $52::bigint[])
+        select * from unnest($53::bigint[], $54::text[], $55::text[], $56::text[], $57::text[],
+                             $58::integer[], $59::bigint[])
         on conflict (slot, state, outcome, amd_result, reason_code, answered)
         do update set calls = t.calls + excluded.calls
     ),
     durations as (
         insert into call_day_durations as t
             (day, state, outcome, amd_result, reason_code, duration_s, calls)
-        select * from unnest($53::bigint[], $54::text[], $55::text[], $56::text[], $57::text[],
-                             $58::bigint[], $59::bigint[])
+        select * from unnest($60::bigint[], $61::text[], $62::text[], $63::text[], $64::text[],
+                             $65::bigint[], $66::bigint[])
         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
         do update set calls = t.calls + excluded.calls
     )
@@ -179,12 +184,13 @@ pub(super) static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
          insert into calls (conversation_id, state, status, outcome, reason_code, reason,
                             sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
                             amd_result, occurred_at, first_seen_at, last_seen_at, event_count,
-                            updated_at)
-         select *, $18::timestamptz
+                            source, ring_ms, connect_ms, updated_at)
+         select *, $21::timestamptz
          from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::integer[], $8::text[], $9::bigint[], $10::timestamptz[],
                      $11::timestamptz[], $12::text[], $13::text[], $14::timestamptz[],
-                     $15::timestamptz[], $16::timestamptz[], $17::bigint[])
+                     $15::timestamptz[], $16::timestamptz[], $17::bigint[], $18::text[],
+                     $19::bigint[], $20::bigint[])
          on conflict (conversation_id) do update set
              state = excluded.state,
              status = excluded.status,
@@ -202,6 +208,9 @@ pub(super) static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
              first_seen_at = excluded.first_seen_at,
              last_seen_at = excluded.last_seen_at,
              event_count = excluded.event_count,
+             source = excluded.source,
+             ring_ms = excluded.ring_ms,
+             connect_ms = excluded.connect_ms,
              updated_at = excluded.updated_at
      )
      select * from old"
@@ -209,7 +218,7 @@ pub(super) static UPSERT_CALLS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Binds the columns of new events, in the order of `events`' columns from
-/// `conversation_id` to `received_at` (16 parameters).
+/// `conversation_id` to `connect_ms` (19 parameters).
 pub(super) fn bind_events<'q, Q: Bind<'q>>(
     query: Q,
     events: &'q [(&Notification, DateTime<Utc>)],
@@ -235,10 +244,13 @@ pub(super) fn bind_events<'q, Q: Bind<'q>>(
         .add(map(events, |(n, _)| Json(&n.event.warnings)))
         .add(map(events, |(n, _)| Json(&n.payload)))
         .add(map(events, |(_, received_at)| *received_at))
+        .add(map(events, |(n, _)| n.event.source.source()))
+        .add(map(events, |(n, _)| n.event.ring_ms))
+        .add(map(events, |(n, _)| n.event.connect_ms))
 }
 
 /// Binds the columns of call records, in the order of `calls`' columns from
-/// `conversation_id` to `event_count` (17 parameters).
+/// `conversation_id` to `connect_ms` (20 parameters).
 pub(super) fn bind_calls<'q, Q: Bind<'q>>(query: Q, calls: &'q [Call]) -> Q {
     query
         .add(map(calls, |c| c.conversation_id.as_str()))
@@ -258,10 +270,13 @@ pub(super) fn bind_calls<'q, Q: Bind<'q>>(query: Q, calls: &'q [Call]) -> Q {
         .add(map(calls, |c| c.first_seen_at))
         .add(map(calls, |c| c.last_seen_at))
         .add(map(calls, |c| c.event_count))
+        .add(map(calls, |c| c.source.source()))
+        .add(map(calls, |c| c.ring_ms))
+        .add(map(calls, |c| c.connect_ms))
 }
 
 /// Binds the columns of one delivery per body, from `received_at` to the event's id
-/// (8 parameters).
+/// and its source (9 parameters).
 pub(super) fn bind_deliveries<'q, Q: Bind<'q>>(
     query: Q,
     pending: &'q [Pending<'_>],
@@ -276,6 +291,7 @@ pub(super) fn bind_deliveries<'q, Q: Bind<'q>>(
         .add(map(outcomes, |o| o.errors))
         .add(map(outcomes, |o| o.conversation_id))
         .add(map(outcomes, |o| o.event_id))
+        .add(map(pending, |p| p.delivery.source.source()))
 }
 
 /// Binds the statistics deltas: the keys and changes of `call_slot_counts` (7 parameters),

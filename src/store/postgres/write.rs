@@ -311,16 +311,18 @@ async fn insert_events(
              from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[],
                          $11::bigint[], $12::timestamptz[], $13::timestamptz[],
-                         $14::jsonb[], $15::jsonb[], $16::timestamptz[])
+                         $14::jsonb[], $15::jsonb[], $16::timestamptz[], $17::text[],
+                         $18::bigint[], $19::bigint[])
                   as i (conversation_id, content_hash, status, reason_code, reason_code_raw,
                         reason, sip_code, sip_reason, amd_mode, amd_result, duration_s,
-                        connect_time, disconnect_time, warnings, payload, received_at)
+                        connect_time, disconnect_time, warnings, payload, received_at,
+                        source, ring_ms, connect_ms)
          ),
          inserted as (
              insert into events (conversation_id, content_hash, status, reason_code,
                                  reason_code_raw, reason, sip_code, sip_reason, amd_mode,
                                  amd_result, duration_s, connect_time, disconnect_time,
-                                 warnings, payload, received_at)
+                                 warnings, payload, received_at, source, ring_ms, connect_ms)
              select * from input
              on conflict on constraint events_one_per_content do nothing
              returning id, conversation_id, content_hash
@@ -377,17 +379,17 @@ async fn insert_deliveries(
         "with rows as materialized (
              select nextval(pg_get_serial_sequence('deliveries', 'id')) as id, r.*
              from unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[], $5::text[],
-                         $6::jsonb[], $7::text[], $8::bigint[])
+                         $6::jsonb[], $7::text[], $8::bigint[], $9::text[])
                   with ordinality
                   as r (received_at, content_type, body, result, error, errors,
-                        conversation_id, event_id, position)
+                        conversation_id, event_id, source, position)
          ),
          inserted as (
              insert into deliveries (id, received_at, content_type, body, result, error,
-                                     errors, conversation_id, event_id)
+                                     errors, conversation_id, event_id, source)
              overriding system value
              select id, received_at, content_type, body, result, error, errors,
-                    conversation_id, event_id
+                    conversation_id, event_id, source
              from rows
          )
          select id from rows order by position",
@@ -412,7 +414,7 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
         "select e.id, e.conversation_id, e.content_hash, e.status, e.reason_code,
                 e.reason_code_raw, e.reason, e.sip_code, e.sip_reason, e.amd_mode, e.amd_result,
                 e.duration_s, e.connect_time, e.disconnect_time, e.warnings,
-                '{}'::jsonb as payload, e.received_at
+                '{}'::jsonb as payload, e.received_at, e.source, e.ring_ms, e.connect_ms
          from unnest($1::text[]) as c (conversation_id)
          cross join lateral (
              select * from events where events.conversation_id = c.conversation_id offset 0

@@ -13,7 +13,7 @@ use crate::store::columns::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{CallRow, sip_code_to_column};
 
-/// Rows per multi-row statement: 18 columns × 500 rows stays well under SQLite's limit of
+/// Rows per multi-row statement: 21 columns × 500 rows stays well under SQLite's limit of
 /// 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -48,7 +48,8 @@ pub(in crate::store) async fn upsert_calls(
 /// writers bind them.
 pub(super) const INSERT_CALLS: &str = "insert into calls (conversation_id, state, status, outcome,
         reason_code, reason, sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode,
-        amd_result, occurred_at, first_seen_at, last_seen_at, event_count, updated_at) ";
+        amd_result, occurred_at, first_seen_at, last_seen_at, event_count, updated_at, source,
+        ring_ms, connect_ms) ";
 
 /// The tail of [`INSERT_CALLS`]: a record replaces the call's row.
 pub(super) const CALLS_ON_CONFLICT: &str = " on conflict (conversation_id) do update set
@@ -68,7 +69,10 @@ pub(super) const CALLS_ON_CONFLICT: &str = " on conflict (conversation_id) do up
         first_seen_at = excluded.first_seen_at,
         last_seen_at = excluded.last_seen_at,
         event_count = excluded.event_count,
-        updated_at = excluded.updated_at";
+        updated_at = excluded.updated_at,
+        source = excluded.source,
+        ring_ms = excluded.ring_ms,
+        connect_ms = excluded.connect_ms";
 
 /// The head of the statement that adds to `call_slot_counts`.
 pub(super) const INSERT_SLOT_COUNTS: &str = "insert into call_slot_counts
@@ -110,7 +114,10 @@ fn push_calls<'q>(query: &mut QueryBuilder<'q, Sqlite>, calls: &'q [Call], updat
                 .push_bind(utc_text(call.first_seen_at))
                 .push_bind(utc_text(call.last_seen_at))
                 .push_bind(call.event_count)
-                .push_bind(updated_at.clone());
+                .push_bind(updated_at.clone())
+                .push_bind(call.source.source())
+                .push_bind(call.ring_ms)
+                .push_bind(call.connect_ms);
         });
         query.push(CALLS_ON_CONFLICT);
         query.push(";\n");

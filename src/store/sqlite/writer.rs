@@ -43,7 +43,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::BUSY_TIMEOUT;
-use crate::notification::{Notification, Rejection};
+use crate::notification::{Format, Notification, Rejection};
 use crate::store::batch::Pending;
 use crate::store::{Committed, NewDelivery, Result, StoreError};
 
@@ -92,6 +92,7 @@ struct Database {
 /// A body as the thread records it: an owned copy of a [`Pending`].
 struct Item {
     received_at: DateTime<Utc>,
+    source: Format,
     content_type: Option<String>,
     body: Vec<u8>,
     parsed: Result<Notification, Rejection>,
@@ -101,6 +102,7 @@ impl Item {
     fn new(pending: &Pending<'_>) -> Self {
         Self {
             received_at: pending.delivery.received_at,
+            source: pending.delivery.source,
             content_type: pending.delivery.content_type.map(str::to_owned),
             body: pending.delivery.body.to_vec(),
             parsed: pending.parsed.clone(),
@@ -111,6 +113,7 @@ impl Item {
         Pending {
             delivery: NewDelivery {
                 received_at: self.received_at,
+                source: self.source,
                 content_type: self.content_type.as_deref(),
                 body: &self.body,
             },

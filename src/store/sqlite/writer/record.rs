@@ -50,6 +50,7 @@ pub(super) fn record_batch(db: &mut Connection, items: &[Item]) -> Result<Vec<Re
                     errors,
                     outcome.conversation_id,
                     outcome.event_id,
+                    item.delivery.source.source(),
                 ),
                 |row| row.get(0),
             )?;
@@ -115,6 +116,9 @@ fn insert_events(
                     json(&event.warnings)?,
                     json(&notification.payload)?,
                     utc_text(*received_at),
+                    event.source.source(),
+                    event.ring_ms,
+                    event.connect_ms,
                 ],
                 |row| row.get(0),
             )
@@ -199,6 +203,9 @@ fn event_and_call_row(row: &Row<'_>) -> rusqlite::Result<EventAndCallRow> {
             warnings: Json(from_json(row, 14)?),
             payload: Json(serde_json::Value::Object(Default::default())),
             received_at: required_time(row, 15)?,
+            source: row.get(33)?,
+            ring_ms: row.get(34)?,
+            connect_ms: row.get(35)?,
         },
         call_state: row.get(16)?,
         call_status: row.get(17)?,
@@ -217,6 +224,9 @@ fn event_and_call_row(row: &Row<'_>) -> rusqlite::Result<EventAndCallRow> {
         call_last_seen_at: time(row, 30)?,
         call_event_count: row.get(31)?,
         call_updated_at: time(row, 32)?,
+        call_source: row.get(36)?,
+        call_ring_ms: row.get(37)?,
+        call_connect_ms: row.get(38)?,
     })
 }
 
@@ -264,7 +274,7 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 /// Writes the records over the calls' rows.
 fn write_calls(tx: &Transaction<'_>, calls: &[Call]) -> Result<()> {
     static UPSERT_CALL: LazyLock<String> =
-        LazyLock::new(|| format!("{INSERT_CALLS} values ({}) {CALLS_ON_CONFLICT}", params(18)));
+        LazyLock::new(|| format!("{INSERT_CALLS} values ({}) {CALLS_ON_CONFLICT}", params(21)));
     let mut upsert = tx.prepare_cached(&UPSERT_CALL)?;
     let updated_at = utc_text(Utc::now());
     for call in calls {
@@ -287,6 +297,9 @@ fn write_calls(tx: &Transaction<'_>, calls: &[Call]) -> Result<()> {
             utc_text(call.last_seen_at),
             call.event_count,
             updated_at,
+            call.source.source(),
+            call.ring_ms,
+            call.connect_ms,
         ])?;
     }
     Ok(())

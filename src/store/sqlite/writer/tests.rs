@@ -30,6 +30,7 @@ async fn commit(writer: &Writer, bodies: &[String]) -> Result<Vec<Recorded>> {
         .map(|(body, parsed)| Pending {
             delivery: NewDelivery {
                 received_at: Utc::now(),
+                source: crate::notification::Format::Kore,
                 content_type: None,
                 body: body.as_bytes(),
             },
@@ -148,10 +149,12 @@ fn the_call_read_has_the_columns_in_the_order_it_is_read_by() {
     db.execute_batch(
         "create table events (id, conversation_id, content_hash, status, reason_code,
              reason_code_raw, reason, sip_code, sip_reason, amd_mode, amd_result,
-             duration_s, connect_time, disconnect_time, warnings, payload, received_at);
+             duration_s, connect_time, disconnect_time, warnings, payload, received_at, source,
+             ring_ms, connect_ms);
          create table calls (conversation_id, state, status, outcome, reason_code, reason,
              sip_code, sip_reason, duration_s, connected_at, ended_at, amd_mode, amd_result,
-             occurred_at, first_seen_at, last_seen_at, event_count, updated_at);",
+             occurred_at, first_seen_at, last_seen_at, event_count, updated_at, source, ring_ms,
+             connect_ms);",
     )
     .unwrap();
     let statement = db.prepare(&READ_CALL).unwrap();
@@ -189,6 +192,12 @@ fn the_call_read_has_the_columns_in_the_order_it_is_read_by() {
         "call_last_seen_at",
         "call_event_count",
         "call_updated_at",
+        "source",
+        "ring_ms",
+        "connect_ms",
+        "call_source",
+        "call_ring_ms",
+        "call_connect_ms",
     ];
     assert_eq!(statement.column_names(), expected);
 }
