@@ -97,6 +97,15 @@ pub struct ServeArgs {
     /// Write every played call to this JSON-lines file.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Which gateway's notifications to send: `kore` to the dial-out's `notifyurl`, `jambonz`
+    /// or `twilio` to the same URL with `/notify` turned into `/jambonz/notify` or
+    /// `/twilio/notify`.
+    #[arg(long, default_value = "kore", value_parser = parse_source)]
+    pub source: Format,
+    /// Sign every notification as the source does with this secret
+    /// (`notify.signing_secrets`, `jambonz.signing_secrets` or a Twilio auth token).
+    #[arg(long, env = "CALLTRAIL_SIM_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Option<String>,
     #[command(flatten)]
     pub notifications: NotificationArgs,
 }
@@ -166,6 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 fail_first_dialouts: args.fail_first_dialouts,
                 log: args.log.clone(),
                 seed: n.seed,
+                source: args.source,
+                signing_secret: args.signing_secret.clone().map(Secret::new),
             };
             let simulator = Simulator::bind(settings).await?;
             tracing::info!(port = simulator.port(), "calltrail-sim listening");

@@ -15,8 +15,10 @@ use serde_json::Value;
 use super::faults;
 use super::outcome::SimOutcome;
 use super::script::{Expected, Script};
+use super::senders::{self, Rendered};
 use super::settings::SimSettings;
 use super::validate::DialRequest;
+use crate::notification::{Format, NormalizeSettings};
 
 /// A dial-out the simulator took, ready to play.
 #[derive(Debug, Clone)]
@@ -93,7 +95,8 @@ pub struct Sent {
     pub copy: bool,
     pub body: Value,
     pub sent_at: DateTime<Utc>,
-    /// Each try: the HTTP status, or 0 when there was no answer.
+    /// Each try: the HTTP status, or 0 when there was no answer (for jambonz and Twilio, the
+    /// tries of each request the notification became, in order).
     pub statuses: Vec<u16>,
     /// True when a try was answered 2xx.
     pub delivered: bool,
@@ -109,13 +112,24 @@ pub async fn play(
     let start = tokio::time::Instant::now();
     let mut sent = Vec::new();
     if let Some(url) = &call.request.notify_url {
+        let url = source_url(settings.source, url);
+        let read = NormalizeSettings {
+            timezone: settings.timezone,
+            date_order: settings.date_order,
+        };
         for delivery in &call.delivery.deliveries {
             let due =
                 start + Duration::from_secs_f64(f64::from(delivery.offset_s) / settings.speed);
             tokio::time::sleep_until(due).await;
             let body = &call.bodies[delivery.index];
-            let statuses = deliver(http, settings, url, &call.request, body).await;
-            let delivered = statuses.last().is_some_and(|s| (200..300).contains(s));
+            let mut statuses = Vec::new();
+            let mut delivered = true;
+            // jambonz and Twilio send an AMD result as a request of its own, before the status.
+            for rendered in render(settings.source, body, &read) {
+                let tries = deliver(http, settings, &url, &call.request, &rendered).await;
+                delivered &= tries.last().is_some_and(|s| (200..300).contains(s));
+                statuses.extend(tries);
+            }
             if !delivered {
                 tracing::warn!(call_id = %call.call_id, ?statuses, "a notification was not delivered");
             }
@@ -153,14 +167,48 @@ pub async fn play(
     }
 }
 
-/// Posts `body` to `url`, retrying a non-2xx answer (or none) with backoff. Returns each
-/// try's status (0 for no answer).
+/// The script's notification as `source`'s gateway sends it.
+fn render(source: Format, body: &Value, read: &NormalizeSettings) -> Vec<Rendered> {
+    match source {
+        // As the script made it, its keys possibly respelled.
+        Format::Kore => vec![Rendered {
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+        }],
+        source => senders::render(source, body, read),
+    }
+}
+
+/// Where `source`'s gateway posts, given calltrail's `notifyurl`: its path's `/notify`
+/// becomes `/jambonz/notify` or `/twilio/notify` (the token suffix and query kept).
+pub fn source_url(source: Format, notify_url: &str) -> String {
+    let Ok(mut url) = reqwest::Url::parse(notify_url) else {
+        return notify_url.to_owned();
+    };
+    if source == Format::Kore {
+        return notify_url.to_owned();
+    }
+    let path = url.path().to_owned();
+    let Some(at) = path.rfind("/notify") else {
+        return notify_url.to_owned();
+    };
+    url.set_path(&format!(
+        "{}/{}{}",
+        &path[..at],
+        source.source(),
+        &path[at..]
+    ));
+    url.into()
+}
+
+/// Posts `body` to `url`, signed when the simulator has a secret, retrying a non-2xx answer
+/// (or none) with backoff. Returns each try's status (0 for no answer).
 async fn deliver(
     http: &reqwest::Client,
     settings: &SimSettings,
     url: &str,
     request: &DialRequest,
-    body: &Value,
+    body: &Rendered,
 ) -> Vec<u16> {
     let mut statuses = Vec::new();
     let faults = &settings.faults;
@@ -171,7 +219,15 @@ async fn deliver(
         let mut post = http
             .post(url)
             .header("user-agent", "calltrail-sim")
-            .json(body);
+            .header("content-type", body.content_type)
+            .body(body.body.clone());
+        if let Some(secret) = &settings.signing_secret {
+            // Signed at each try, as a gateway does: a retry is not a stale replay.
+            let now = Utc::now().timestamp();
+            let (name, value) =
+                senders::sign(settings.source, secret.expose(), now, url, &body.body);
+            post = post.header(name, value);
+        }
         for (name, value) in &request.notify_headers {
             post = post.header(name, value);
         }
@@ -190,4 +246,34 @@ async fn deliver(
         }
     }
     statuses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_posts_to_its_own_endpoint_beside_notify() {
+        let cases = [
+            (
+                Format::Kore,
+                "http://h:1/notify/t0k?x=1",
+                "http://h:1/notify/t0k?x=1",
+            ),
+            (
+                Format::Jambonz,
+                "http://h:1/notify/t0k?x=1",
+                "http://h:1/jambonz/notify/t0k?x=1",
+            ),
+            (
+                Format::Twilio,
+                "https://h/base/notify",
+                "https://h/base/twilio/notify",
+            ),
+            (Format::Twilio, "not a url", "not a url"),
+        ];
+        for (source, notify_url, expected) in cases {
+            assert_eq!(source_url(source, notify_url), expected, "{source:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use super::faults::Faults;
 use super::outcome::Weights;
 use crate::dialout::Secret;
-use crate::notification::DateOrder;
+use crate::notification::{DateOrder, Format};
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
@@ -33,6 +33,12 @@ pub struct SimSettings {
     pub log: Option<PathBuf>,
     /// Seeds the random choices, for repeatable runs.
     pub seed: Option<u64>,
+    /// Which gateway's notifications to send: Kore.ai's to the dial-out's `notifyurl`, or
+    /// jambonz's (Twilio's) to the same URL with `/notify` turned into `/jambonz/notify`
+    /// (`/twilio/notify`).
+    pub source: Format,
+    /// Signs every notification as the source does with this secret.
+    pub signing_secret: Option<Secret>,
 }
 
 impl Default for SimSettings {
@@ -50,6 +56,8 @@ impl Default for SimSettings {
             fail_first_dialouts: 0,
             log: None,
             seed: None,
+            source: Format::Kore,
+            signing_secret: None,
         }
     }
 }

@@ -125,3 +125,76 @@ async fn two_hundred_dialouts_end_as_the_simulator_played_them(backend: Backend)
 }
 
 both_stores!(two_hundred_dialouts_end_as_the_simulator_played_them);
+
+/// Twilio's `AnsweredBy` has no word for these AMD results: they arrive as `unknown`.
+const UNSAID_BY_TWILIO: [&str; 3] = ["amd_no_speech_detected", "amd_error", "amd_stopped"];
+
+async fn jambonz_and_twilio_calls_end_as_the_simulator_played_them(backend: Backend) {
+    let name = "jambonz_and_twilio_calls_end_as_played";
+    let Some(db) = fresh_db(backend, name).await else {
+        return;
+    };
+    for (source, secret) in [("jambonz", "jamb0nz-s3cret"), ("twilio", "tw1lio-t0ken")] {
+        let sim = Sim::start(|s| {
+            s.source = calltrail::notification::Format::parse_name(source).unwrap();
+            s.signing_secret = Some(calltrail::dialout::Secret::new(secret));
+            s.faults.duplicates = 0.3;
+            s.faults.reorder = 0.5;
+            s.seed = Some(7);
+        })
+        .await;
+        let mut settings = with_gateway(test_settings(&db.url), &sim.base_url());
+        settings.jambonz.signing_secrets = vec![calltrail::dialout::Secret::new(secret)];
+        settings.twilio.auth_tokens = vec![calltrail::dialout::Secret::new(secret)];
+        let app = spawn_ready(settings).await;
+        let requests = (0..40).map(|i| {
+            let body = json!({"target": format!("tel:+9197{i:08}"), "caller": "+127061657882",
+                "machine_detection": "detect", "metadata": {"campaign": source}});
+            let app = &app;
+            async move { dial(app, &body, None).await }
+        });
+        for response in futures_join_all(requests).await {
+            assert_eq!(response.status(), 201);
+        }
+        sim.wait_idle().await;
+
+        let entries = sim.entries();
+        assert_eq!(entries.len(), 40, "{source}");
+        for entry in &entries {
+            for delivery in entry["deliveries"].as_array().unwrap() {
+                assert_eq!(delivery["delivered"], true, "{source}: {delivery}");
+            }
+            let call_id = entry["call_id"].as_str().unwrap();
+            let call = app.call_json(call_id).await;
+            let expected = &entry["expected"];
+            assert_eq!(call["source"], source, "{call}");
+            assert_eq!(
+                call["state"], expected["state"],
+                "{source} {call_id}: {entry}\n{call}"
+            );
+            let unsaid = expected["amd_result"]
+                .as_str()
+                .is_some_and(|r| UNSAID_BY_TWILIO.contains(&r));
+            if source == "jambonz" || !unsaid {
+                assert_eq!(
+                    call["outcome"], expected["outcome"],
+                    "{source} {call_id}: {entry}\n{call}"
+                );
+            }
+        }
+        let stats: Value = app
+            .get(&format!(
+                "/v1/stats?source={source}&metadata.campaign={source}"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["calls"], 40, "{stats}");
+        assert_counts_match_calls(&db, &app).await;
+        app.stop().await;
+        sim.stop().await;
+    }
+}
+
+both_stores!(jambonz_and_twilio_calls_end_as_the_simulator_played_them);
