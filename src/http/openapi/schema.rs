@@ -1,9 +1,13 @@
 //! Schemas that a derive cannot infer: string fields with a fixed set of values, fields that
 //! take several JSON types, and the body of `/notify`.
 
+use std::borrow::Cow;
+
 use serde_json::json;
-use utoipa::openapi::Object;
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{Object, RefOr};
 
 use crate::dialout::rules;
 use crate::notification::kore::MAX_CONVERSATION_ID_CHARS;
@@ -121,7 +125,7 @@ fn milliseconds() -> AnyOfBuilder {
     "duration": 27,
     "call_termination_by": "caller"
 }))]
-pub struct JambonzWebhook {
+pub struct JambonzWebhookFields {
     /// The call's id (the conversation id of the call record).
     #[schema(schema_with = conversation_id)]
     pub call_sid: String,
@@ -158,7 +162,7 @@ fn sip_status() -> AnyOfBuilder {
     "Timestamp": "Thu, 14 Mar 2024 09:21:41 +0000",
     "SequenceNumber": "3"
 }))]
-pub struct TwilioCallback {
+pub struct TwilioCallbackFields {
     /// The call's id (the conversation id of the call record).
     #[schema(rename = "CallSid", schema_with = conversation_id)]
     pub call_sid: String,
@@ -180,6 +184,60 @@ pub struct TwilioCallback {
     /// `machine_end_other`, `fax` or `unknown`.
     #[schema(rename = "AnsweredBy")]
     pub answered_by: Option<String>,
+}
+
+/// The body of `POST /jambonz/notify`: [`JambonzWebhookFields`], with a non-blank
+/// `call_status` or `type`.
+pub struct JambonzWebhook;
+
+impl utoipa::PartialSchema for JambonzWebhook {
+    fn schema() -> RefOr<Schema> {
+        either_required(JambonzWebhookFields::schema(), ["call_status", "type"])
+    }
+}
+
+impl utoipa::ToSchema for JambonzWebhook {
+    fn name() -> Cow<'static, str> {
+        "JambonzWebhook".into()
+    }
+}
+
+/// The body of `POST /twilio/notify`: [`TwilioCallbackFields`], with a non-blank
+/// `CallStatus` or `AnsweredBy`.
+pub struct TwilioCallback;
+
+impl utoipa::PartialSchema for TwilioCallback {
+    fn schema() -> RefOr<Schema> {
+        either_required(TwilioCallbackFields::schema(), ["CallStatus", "AnsweredBy"])
+    }
+}
+
+impl utoipa::ToSchema for TwilioCallback {
+    fn name() -> Cow<'static, str> {
+        "TwilioCallback".into()
+    }
+}
+
+/// `fields`, and at least one of `keys` present as a non-blank string.
+fn either_required(fields: RefOr<Schema>, keys: [&str; 2]) -> RefOr<Schema> {
+    let present = |key: &str| {
+        ObjectBuilder::new()
+            .property(
+                key,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(not_blank_pattern())),
+            )
+            .required(key)
+    };
+    AllOfBuilder::new()
+        .item(fields)
+        .item(
+            AnyOfBuilder::new()
+                .item(present(keys[0]))
+                .item(present(keys[1])),
+        )
+        .into()
 }
 
 /// The characters `str::trim` removes (Unicode `White_Space`), for a character class.
