@@ -485,3 +485,28 @@ fn ring_and_connect_come_from_the_terminal_event_else_the_earliest() {
     );
     assert_eq!(durations(vec![event("ringing")]), both(None, None));
 }
+
+#[test]
+fn a_call_takes_its_source_and_ring_times_from_its_events_in_any_order() {
+    let ringing = Event {
+        source: Format::Jambonz,
+        ..event("ringing")
+    };
+    let completed = Event {
+        source: Format::Twilio,
+        ring_ms: Some(3200),
+        connect_ms: Some(4100),
+        ..event("completed")
+    };
+    let forward = fold(&[recorded(1, ringing.clone()), recorded(2, completed.clone())]).unwrap();
+    let backward = fold(&[recorded(2, completed), recorded(1, ringing.clone())]).unwrap();
+    assert_eq!(forward, backward);
+    // The event that decided the state says where the call came from.
+    assert_eq!(
+        (forward.source, forward.ring_ms, forward.connect_ms),
+        (Format::Twilio, Some(3200), Some(4100))
+    );
+    // Only unknown statuses: the one the tie-break picks.
+    let alone = fold(&[recorded(1, ringing)]).unwrap();
+    assert_eq!((alone.source, alone.ring_ms), (Format::Jambonz, None));
+}
