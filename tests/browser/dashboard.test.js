@@ -203,6 +203,39 @@ test('live: a new outcome appears without a reload', async () => {
   assert.deepEqual(takeConsoleErrors(), []);
 });
 
+test('source: a jambonz call is told apart from the Kore.ai ones', async () => {
+  const busy = JSON.parse(readFileSync(resolve(HERE, '../data/jambonz/06-busy.json'), 'utf8'));
+  const sent = await app.notify(busy, '/jambonz/notify');
+  assert.equal(sent.body.result, 'accepted', JSON.stringify(sent.body));
+  const id = busy.call_sid;
+
+  await page.goto(`${app.base}/dashboard#/calls`);
+  await ready('calls');
+  await page.selectOption('#call-filters select[name=source]', 'jambonz');
+  await page.click('#call-filters button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#calls tbody tr').length === 1);
+  await ready('calls');
+  assert.equal(await page.getAttribute('#calls tbody tr', 'data-id'), id);
+  assert.match(page.url(), /source=jambonz/);
+
+  const statsResponse = page.waitForResponse((r) => r.url().includes('/v1/stats') && r.url().includes('bucket='));
+  await page.goto(`${app.base}/dashboard#/overview?range=7d&source=kore`);
+  assert.match((await statsResponse).url(), /source=kore/);
+  await ready('overview');
+  const query = new URLSearchParams(new URL((await statsResponse).url()).search);
+  const kore = await app.api(`stats?${query}`);
+  query.delete('source');
+  const all = await app.api(`stats?${query}`);
+  // Every call but the jambonz one, and the page shows that count.
+  assert.equal(kore.calls, all.calls - 1);
+  assert.ok(kore.calls >= 10, JSON.stringify(kore));
+  assert.equal(await page.textContent('[data-kpi=calls] .value'), String(kore.calls));
+  assert.equal(await page.inputValue('form.filters select[name=source]'), 'kore');
+  assert.match(await page.getAttribute('#calls-over-time p a', 'href'), /source=kore/);
+  await shot('overview-source');
+  assert.deepEqual(takeConsoleErrors(), []);
+});
+
 test('the store being unavailable is shown, not a blank page', async () => {
   await page.route('**/v1/stats**', (route) => route.fulfill({
     status: 503,

@@ -70,8 +70,9 @@ export async function startCalltrail({ rejectedBody }) {
   return {
     base,
     planted,
-    async notify(body) {
-      const response = await fetch(`${base}/notify`, {
+    /** Posts `body` to `/notify`, or to a source's own endpoint (`/jambonz/notify`). */
+    async notify(body, endpoint = '/notify') {
+      const response = await fetch(`${base}${endpoint}`, {
         method: 'POST',
         headers: { 'X-Calltrail-Token': TOKEN, 'Content-Type': 'application/json' },
         body: typeof body === 'string' ? body : JSON.stringify(body),

@@ -3,7 +3,7 @@
 
 import { download, get } from './api.js';
 import {
-  OUTCOMES, STATES, badge, currentZone, empty, h, label, maskTarget, routeParams, seconds,
+  OUTCOMES, SOURCES, STATES, badge, currentZone, empty, h, label, maskTarget, routeParams, seconds,
   setRouteParams, time,
 } from './format.js';
 
@@ -12,7 +12,7 @@ const PAGE = 50;
 /** The /v1 filters of the page's query. */
 function filters(params) {
   const q = new URLSearchParams();
-  for (const name of ['outcome', 'state', 'q', 'since', 'until', 'min_duration', 'reason_code']) {
+  for (const name of ['outcome', 'state', 'source', 'q', 'since', 'until', 'min_duration', 'reason_code']) {
     if (params.get(name)) q.set(name, params.get(name));
   }
   if (params.get('campaign')) q.set('metadata.campaign', params.get('campaign'));
@@ -26,6 +26,7 @@ function controls(params) {
   const form = h('form', { class: 'filters', id: 'call-filters' },
     h('label', {}, 'Outcome', select('outcome', OUTCOMES)),
     h('label', {}, 'State', select('state', STATES)),
+    h('label', {}, 'Source', select('source', SOURCES)),
     h('label', {}, 'Campaign', field('campaign', { size: 12, placeholder: 'metadata.campaign' })),
     h('label', {}, 'Conversation id starts with', field('q', { size: 16 })),
     h('label', {}, 'Min duration (s)', field('min_duration', { type: 'number', min: 0, size: 5 })),

@@ -6,6 +6,8 @@ export const OUTCOMES = [
   'busy', 'declined', 'no_answer', 'unavailable', 'failed', 'unknown',
 ];
 export const STATES = ['completed', 'failed', 'in_progress', 'unknown'];
+/** The gateways calls come from (docs/api.md#sources). */
+export const SOURCES = ['kore', 'jambonz', 'twilio'];
 export const AMD_RESULTS = [
   'amd_human_detected', 'amd_machine_detected', 'amd_machine_stopped_speaking', 'amd_tone_detected',
   'amd_no_speech_detected', 'amd_decision_timeout', 'amd_error', 'amd_stopped',

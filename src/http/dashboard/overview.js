@@ -5,8 +5,8 @@
 import { get } from './api.js';
 import { barList, histogram, legend, stackedBars } from './charts.js';
 import {
-  AMD_OUTCOME, AMD_RESULTS, OUTCOMES, addDays, count, currentZone, dateIn, empty, h, label,
-  percent, routeParams, seconds, setRouteParams, setZone, startOfDay, zones,
+  AMD_OUTCOME, AMD_RESULTS, OUTCOMES, SOURCES, addDays, count, currentZone, dateIn, empty, h,
+  label, percent, routeParams, seconds, setRouteParams, setZone, startOfDay, zones,
 } from './format.js';
 
 export const PRESETS = {
@@ -42,10 +42,11 @@ export function rangeOf(params, tz, now = new Date()) {
   };
 }
 
-/** The /v1 filters of the page's query (range, outcome, campaign). */
+/** The /v1 filters of the page's query (range, outcome, source, campaign). */
 export function filterParams(params, range) {
   const q = new URLSearchParams({ since: range.since, until: range.until });
   if (params.get('outcome')) q.set('outcome', params.get('outcome'));
+  if (params.get('source')) q.set('source', params.get('source'));
   if (params.get('campaign')) q.set('metadata.campaign', params.get('campaign'));
   return q;
 }
@@ -62,10 +63,13 @@ function controls(params, range, tz) {
   const zone = h('select', { name: 'tz' }, zones().map((z) => h('option', { value: z, selected: z === tz }, z)));
   const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'any'),
     OUTCOMES.map((o) => h('option', { value: o, selected: params.get('outcome') === o }, label(o))));
+  const source = h('select', { name: 'source' }, h('option', { value: '' }, 'any'),
+    SOURCES.map((o) => h('option', { value: o, selected: params.get('source') === o }, label(o))));
   const campaign = h('input', { name: 'campaign', value: params.get('campaign') || '', placeholder: 'metadata.campaign', size: 14 });
   const form = h('form', { class: 'filters' },
     h('label', {}, 'Range', preset), custom, h('label', {}, 'Time zone', zone),
-    h('label', {}, 'Outcome', outcome), h('label', {}, 'Campaign', campaign),
+    h('label', {}, 'Outcome', outcome), h('label', {}, 'Source', source),
+    h('label', {}, 'Campaign', campaign),
     h('button', { type: 'submit', class: 'primary' }, 'Apply'));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -76,6 +80,7 @@ function controls(params, range, tz) {
       if (until.value) next.set('until', until.value);
     }
     if (outcome.value) next.set('outcome', outcome.value);
+    if (source.value) next.set('source', source.value);
     if (campaign.value.trim()) next.set('campaign', campaign.value.trim());
     const before = location.hash;
     setRouteParams(next);
@@ -116,7 +121,7 @@ export async function render(root, ctx) {
   const stats = await bucketed;
 
   const callsLink = new URLSearchParams({ since: range.since, until: range.until });
-  for (const k of ['outcome', 'campaign']) if (params.get(k)) callsLink.set(k, params.get(k));
+  for (const k of ['outcome', 'source', 'campaign']) if (params.get(k)) callsLink.set(k, params.get(k));
 
   root.append(
     h('h1', {}, 'Overview'),
