@@ -139,7 +139,7 @@ pub fn fold(events: &[RecordedEvent]) -> Option<Call> {
     };
 
     let (state, deciding) = decide(events);
-    let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
+    let terminal = deciding.filter(|_| state.is_terminal());
     let from_terminal =
         |field: fn(&Event) -> Option<String>| terminal.and_then(|e| field(&e.event));
 
@@ -226,7 +226,7 @@ pub struct RingAndConnect {
 /// content hash, so that arrival order never matters.
 pub fn ring_and_connect(events: &[RecordedEvent]) -> RingAndConnect {
     let (state, deciding) = decide(events);
-    let terminal = deciding.filter(|_| matches!(state, CallState::Completed | CallState::Failed));
+    let terminal = deciding.filter(|_| state.is_terminal());
     let pick = |field: fn(&Event) -> Option<i64>| {
         terminal.and_then(|e| field(&e.event)).or_else(|| {
             events
@@ -306,6 +306,42 @@ pub fn outcome(
         None if matches!(state, CallState::Completed | CallState::InProgress) => Outcome::Connected,
         None => Outcome::Unknown,
     }
+}
+
+/// A call that a write made terminal (completed or failed) for the first time, with the
+/// source and outcome it has then: what `calltrail_calls_ended_total` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub source: Format,
+    pub outcome: Outcome,
+}
+
+impl CallState {
+    /// Completed or failed: the call is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, CallState::Completed | CallState::Failed)
+    }
+}
+
+/// The calls among `new` that are terminal while their record in `old` (the records they
+/// replace; a new call has none) was not: each call ends once, whatever later events
+/// change about it.
+pub fn ended<'c>(
+    old: impl IntoIterator<Item = &'c Call>,
+    new: impl IntoIterator<Item = &'c Call>,
+) -> Vec<Ended> {
+    let already: std::collections::HashSet<&str> = old
+        .into_iter()
+        .filter(|call| call.state.is_terminal())
+        .map(|call| call.conversation_id.as_str())
+        .collect();
+    new.into_iter()
+        .filter(|call| call.state.is_terminal() && !already.contains(call.conversation_id.as_str()))
+        .map(|call| Ended {
+            source: call.source,
+            outcome: call.outcome,
+        })
+        .collect()
 }
 
 #[cfg(test)]

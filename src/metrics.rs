@@ -51,6 +51,8 @@ pub const HTTP_CONNECTIONS: &str = "calltrail_http_connections";
 pub const HTTP_CONNECTIONS_MAX: &str = "calltrail_http_connections_max";
 /// Connections closed by a timeout, by `timeout` (`header`, `idle`, `write`).
 pub const HTTP_TIMEOUTS: &str = "calltrail_http_connection_timeouts_total";
+/// Calls that reached a terminal state, by `source` and `outcome`.
+pub const CALLS_ENDED: &str = "calltrail_calls_ended_total";
 /// Dial-outs, by `result`.
 pub const DIALOUTS: &str = "calltrail_dialouts_total";
 /// Always 1, with the version as a label.
@@ -137,6 +139,12 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Client connections closed by a timeout, by timeout (header, idle, write).",
+    ),
+    (
+        CALLS_ENDED,
+        Kind::Counter,
+        None,
+        "Calls that reached a terminal state (completed or failed), by source and the outcome they had then; each call once.",
     ),
     (
         DIALOUTS,

@@ -510,3 +510,48 @@ fn a_call_takes_its_source_and_ring_times_from_its_events_in_any_order() {
     let alone = fold(&[recorded(1, ringing)]).unwrap();
     assert_eq!((alone.source, alone.ring_ms), (Format::Jambonz, None));
 }
+
+#[test]
+fn a_call_ends_once_when_it_first_becomes_terminal() {
+    let call_of = |id: &str, statuses: &[(&str, Option<AmdResult>)]| {
+        let events: Vec<RecordedEvent> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, (status, amd))| {
+                let mut e = event(status);
+                e.conversation_id = id.into();
+                e.amd_result = *amd;
+                recorded(i as i64 + 1, e)
+            })
+            .collect();
+        fold(&events).unwrap()
+    };
+    let human = Some(AmdResult::HumanDetected);
+    let machine = Some(AmdResult::MachineDetected);
+    let ringing = call_of("a", &[("answered", None)]);
+    let done = call_of("a", &[("answered", None), ("completed", human)]);
+    let later = call_of(
+        "a",
+        &[
+            ("answered", None),
+            ("completed", human),
+            ("completed", machine),
+        ],
+    );
+    let busy = call_of("b", &[("busy", None)]);
+    let ended_as = |old: &[&Call], new: &[&Call]| -> Vec<&'static str> {
+        ended(old.iter().copied(), new.iter().copied())
+            .iter()
+            .map(|e| e.outcome.as_str())
+            .collect()
+    };
+
+    // (old records, new records) → outcomes of the calls that ended
+    assert_eq!(ended_as(&[], &[&ringing]), Vec::<&str>::new());
+    assert_eq!(ended_as(&[&ringing], &[&done]), ["human"]);
+    assert_eq!(ended_as(&[], &[&done, &busy]), ["human", "busy"]);
+    assert_eq!(ended_as(&[&done], &[&later]), Vec::<&str>::new());
+    assert_eq!(ended_as(&[&done], &[&later, &busy]), ["busy"]);
+    assert_eq!(later.outcome, Outcome::Machine);
+    assert_eq!(ended([], [&busy])[0].source, Format::Kore);
+}

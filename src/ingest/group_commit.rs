@@ -16,7 +16,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{IngestError, Ingested};
-use crate::metrics::{BATCH_SIZE, Metrics, STORE_ERRORS, WRITER_COMMITS};
+use crate::call::Ended;
+use crate::metrics::{BATCH_SIZE, CALLS_ENDED, Metrics, STORE_ERRORS, WRITER_COMMITS};
 use crate::notification::{Format, Notification, Rejection};
 use crate::store::{Committed, NewDelivery, Pending, Recorded, Store, StoreError};
 
@@ -196,12 +197,15 @@ struct Answers {
     batch: Vec<Job>,
     /// The commit, or each body's own result when the batch was not committed as one.
     committed: Result<Committed, Vec<Result<Recorded, IngestError>>>,
+    /// The calls ended by the bodies recorded one by one (those already on disk).
+    ended: Vec<Ended>,
 }
 
 /// Commits one batch; returns what answers each of its jobs once the commit is on disk.
 #[tracing::instrument(name = "group_commit.write", skip_all, fields(size = batch.len()))]
 async fn write(store: &Store, batch: Vec<Job>) -> Answers {
     let pending: Vec<Pending<'_>> = batch.iter().map(Job::pending).collect();
+    let mut ended = Vec::new();
     let committed = match store.commit_batch(&pending).await {
         Ok(committed) => Ok(committed),
         Err(err) if err.is_unavailable() || pending.len() == 1 => Err(failed(pending.len(), err)),
@@ -215,14 +219,8 @@ async fn write(store: &Store, batch: Vec<Job>) -> Answers {
             );
             let mut results = Vec::with_capacity(pending.len());
             for item in &pending {
-                let result = store
-                    .record_batch(std::slice::from_ref(item))
+                let result = record_one(store, item, &mut ended)
                     .await
-                    .and_then(|mut recorded| {
-                        recorded.pop().ok_or_else(|| {
-                            StoreError::Corrupt("a batch of one answered nothing".into())
-                        })
-                    })
                     .map_err(|err| IngestError::Store(Arc::new(err)));
                 results.push(result);
             }
@@ -230,7 +228,28 @@ async fn write(store: &Store, batch: Vec<Job>) -> Answers {
         }
     };
     drop(pending);
-    Answers { batch, committed }
+    Answers {
+        batch,
+        committed,
+        ended,
+    }
+}
+
+/// Records one body as a batch of its own; adds the call it ended, if any, to `ended`.
+async fn record_one(
+    store: &Store,
+    item: &Pending<'_>,
+    ended: &mut Vec<Ended>,
+) -> Result<Recorded, StoreError> {
+    let committed = store.commit_batch(std::slice::from_ref(item)).await?;
+    let ends = committed.ended().to_vec();
+    let recorded = committed
+        .durable()
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a batch of one answered nothing".into()))?;
+    ended.extend(ends);
+    Ok(recorded)
 }
 
 impl Answers {
@@ -238,19 +257,24 @@ impl Answers {
     async fn give(self, metrics: Metrics) {
         let size = self.batch.len();
         let results = match self.committed {
-            Ok(committed) => match committed.durable().await {
-                Ok(recorded) => {
-                    metrics.add(WRITER_COMMITS, &[("result", "committed")], 1);
-                    metrics.observe(BATCH_SIZE, &[], size as f64);
-                    recorded.into_iter().map(Ok).collect()
+            Ok(committed) => {
+                let ended = committed.ended().to_vec();
+                match committed.durable().await {
+                    Ok(recorded) => {
+                        metrics.add(WRITER_COMMITS, &[("result", "committed")], 1);
+                        metrics.observe(BATCH_SIZE, &[], size as f64);
+                        count_ended(&metrics, &ended);
+                        recorded.into_iter().map(Ok).collect()
+                    }
+                    Err(err) => {
+                        metrics.add(WRITER_COMMITS, &[("result", "failed")], 1);
+                        metrics.add(STORE_ERRORS, &[("kind", error_kind(&err))], 1);
+                        failed(size, err)
+                    }
                 }
-                Err(err) => {
-                    metrics.add(WRITER_COMMITS, &[("result", "failed")], 1);
-                    metrics.add(STORE_ERRORS, &[("kind", error_kind(&err))], 1);
-                    failed(size, err)
-                }
-            },
+            }
             Err(results) => {
+                count_ended(&metrics, &self.ended);
                 // One error shared by the whole batch, or each body recorded on its own.
                 let mut last: Option<&Arc<StoreError>> = None;
                 for result in &results {
@@ -277,6 +301,20 @@ impl Answers {
             });
             let _ = job.reply.send(answer);
         }
+    }
+}
+
+/// Counts the calls a commit ended, by source and outcome.
+fn count_ended(metrics: &Metrics, ended: &[Ended]) {
+    for call in ended {
+        metrics.add(
+            CALLS_ENDED,
+            &[
+                ("source", call.source.source()),
+                ("outcome", call.outcome.as_str()),
+            ],
+            1,
+        );
     }
 }
 

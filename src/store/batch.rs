@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{DeliveryOutcome, EventRow};
 use super::{DeliveryResult, NewDelivery, Recorded, Result, StoreError, StoredEvent};
-use crate::call::{self, Call, RecordedEvent};
+use crate::call::{self, Call, Ended, RecordedEvent};
 use crate::notification::{Notification, Rejection};
 
 /// One body waiting to be recorded, with what parsing made of it.
@@ -41,6 +41,8 @@ pub struct Pending<'a> {
 #[derive(Debug)]
 pub struct Committed {
     recorded: Vec<Recorded>,
+    /// The calls the batch made terminal for the first time ([`call::ended`]).
+    ended: Vec<Ended>,
     /// Told by whoever syncs the commit (the SQLite writer's syncer); `None` when the
     /// commit returned only once it was on disk.
     on_disk: Option<tokio::sync::oneshot::Receiver<Result<()>>>,
@@ -48,9 +50,10 @@ pub struct Committed {
 
 impl Committed {
     /// A commit that returned once it was on disk.
-    pub(super) fn on_disk(recorded: Vec<Recorded>) -> Self {
+    pub(super) fn on_disk(recorded: Vec<Recorded>, ended: Vec<Ended>) -> Self {
         Self {
             recorded,
+            ended,
             on_disk: None,
         }
     }
@@ -58,12 +61,20 @@ impl Committed {
     /// A commit that `on_disk` tells about once it is on disk.
     pub(super) fn syncing(
         recorded: Vec<Recorded>,
+        ended: Vec<Ended>,
         on_disk: tokio::sync::oneshot::Receiver<Result<()>>,
     ) -> Self {
         Self {
             recorded,
+            ended,
             on_disk: Some(on_disk),
         }
+    }
+
+    /// The calls the batch made terminal for the first time, each with its source and
+    /// outcome then; to be counted once the commit is on disk.
+    pub fn ended(&self) -> &[Ended] {
+        &self.ended
     }
 
     /// The answers, once the commit is on disk.

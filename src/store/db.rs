@@ -216,7 +216,7 @@ impl Tx {
     pub async fn upsert_calls(&mut self, calls: &[Call]) -> Result<()> {
         match self {
             Tx::Sqlite(tx) => sqlite::upsert_calls(tx, calls).await,
-            Tx::Postgres(tx) => postgres::upsert_calls(tx, calls).await,
+            Tx::Postgres(tx) => postgres::upsert_calls(tx, calls).await.map(drop),
         }
     }
 

@@ -187,7 +187,7 @@ impl Store {
     pub async fn commit_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         match self {
             Store::Sqlite(s) => s.commit_batch(pending).await,
-            Store::Postgres(s) => s.record_batch(pending).await.map(Committed::on_disk),
+            Store::Postgres(s) => s.record_batch(pending).await,
         }
     }
 

@@ -69,7 +69,7 @@ impl SqliteStore {
     #[tracing::instrument(name = "sqlite.commit_batch", skip_all, fields(size = pending.len()))]
     pub async fn commit_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         if pending.is_empty() {
-            return Ok(Committed::on_disk(Vec::new()));
+            return Ok(Committed::on_disk(Vec::new(), Vec::new()));
         }
         self.writer.commit_batch(pending).await
     }

@@ -109,6 +109,44 @@ async fn counters_move_with_each_result(backend: Backend) {
 
 both_stores!(counters_move_with_each_result);
 
+fn calls_ended(text: &str, source: &str, outcome: &str) -> f64 {
+    let labels = format!(r#"source="{source}",outcome="{outcome}""#);
+    sample(text, "calltrail_calls_ended_total", &labels).unwrap_or(0.0)
+}
+
+async fn each_call_is_counted_once_when_it_ends(backend: Backend) {
+    let Some(db) = fresh_db(backend, "each_call_is_counted_once").await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    let ringing = r#"{"conversationId":"ended-1","status":"answered","callconnecttime":"5/8/2023,11:32:49AM"}"#;
+    let completed = r#"{"conversationId":"ended-1","status":"completed","duration":14,"machinedetection":"amd_human_detected","callconnecttime":"5/8/2023,11:32:49AM","callDisconnectTime":"5/8/2023,11:33:03AM"}"#;
+    let late_amd = r#"{"conversationId":"ended-1","status":"completed","duration":14,"machinedetection":"amd_machine_detected","callconnecttime":"5/8/2023,11:32:49AM","callDisconnectTime":"5/8/2023,11:33:04AM"}"#;
+
+    assert_eq!(app.post("/notify", ringing).await.status(), 200);
+    let text = scrape(&app).await;
+    assert!(!text.contains("calltrail_calls_ended_total{"), "{text}");
+    assert_eq!(app.post("/notify", completed).await.status(), 200);
+    let busy = fixture("samples/05-failed-486-busy.json");
+    assert_eq!(app.post("/notify", busy).await.status(), 200);
+    let text = scrape(&app).await;
+    assert_eq!(calls_ended(&text, "kore", "human"), 1.0, "{text}");
+    assert_eq!(calls_ended(&text, "kore", "busy"), 1.0, "{text}");
+
+    // A duplicate, and a later terminal event that changes the call's outcome, end nothing.
+    assert_eq!(app.post("/notify", completed).await.status(), 200);
+    assert_eq!(app.post("/notify", late_amd).await.status(), 200);
+    let call = app.call_json("ended-1").await;
+    assert_eq!(call["outcome"], "machine");
+    let text = scrape(&app).await;
+    assert_eq!(calls_ended(&text, "kore", "human"), 1.0, "{text}");
+    assert_eq!(calls_ended(&text, "kore", "busy"), 1.0);
+    assert_eq!(calls_ended(&text, "kore", "machine"), 0.0);
+    app.stop().await;
+}
+
+both_stores!(each_call_is_counted_once_when_it_ends);
+
 async fn every_source_and_bad_signature_is_counted(backend: Backend) {
     let Some(db) = fresh_db(backend, "every_source_is_counted").await else {
         return;
@@ -143,6 +181,7 @@ async fn every_source_and_bad_signature_is_counted(backend: Backend) {
     assert_eq!(count("twilio", "accepted"), 1.0, "{text}");
     assert_eq!(count("jambonz", "bad_signature"), 1.0, "{text}");
     assert_eq!(count("jambonz", "accepted"), 0.0);
+    assert_eq!(calls_ended(&text, "twilio", "busy"), 1.0);
     assert!(!text.contains("jamb0nz-s3cret"));
     app.stop().await;
 }

@@ -12,14 +12,14 @@ use super::PgStore;
 use super::statements::{
     UPSERT_CALLS, WRITE_BATCH, bind_calls, bind_counts, bind_deliveries, bind_events, map,
 };
-use crate::call::{self, Call, RecordedEvent};
+use crate::call::{self, Call, Ended, RecordedEvent};
 use crate::notification::{Event, Notification};
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::rollup::Deltas;
 use crate::store::rows::{
     CallRow, DeliveryOutcome, EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow,
 };
-use crate::store::{Recorded, Result, StoreError, StoredEvent};
+use crate::store::{Committed, Result, StoreError, StoredEvent};
 
 impl PgStore {
     /// Records a batch of deliveries in one transaction; the answers are in batch order.
@@ -28,9 +28,9 @@ impl PgStore {
     /// locks in a transaction of several statements ([`PgStore::record_batch_locked`]) when
     /// another transaction changed one of the batch's calls meanwhile.
     #[tracing::instrument(name = "postgres.record_batch", skip_all, fields(size = pending.len()))]
-    pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    pub async fn record_batch(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         if pending.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Committed::on_disk(Vec::new(), Vec::new()));
         }
         match self.record_batch_at_once(pending).await {
             Err(StoreError::Database(sqlx::Error::Database(err)))
@@ -50,7 +50,7 @@ impl PgStore {
     /// its own transaction, committed before it answers — which first takes the calls'
     /// advisory locks and then aborts itself ([`SERIALIZATION_FAILURE`]) if a call's
     /// record is no longer the one read, or if an event it inserts is already stored.
-    async fn record_batch_at_once(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    async fn record_batch_at_once(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         let mut plan = Plan::new(pending);
         let conversation_ids = plan.conversation_ids();
         let mut db = self.writes.acquire().await?;
@@ -82,19 +82,20 @@ impl PgStore {
                 rows.len()
             )));
         }
-        Ok(outcomes
+        let recorded = outcomes
             .iter_mut()
             .zip(rows)
             .map(|(outcome, (delivery_id, event_id))| {
                 outcome.event_id = event_id;
                 outcome.recorded(delivery_id)
             })
-            .collect())
+            .collect();
+        Ok(Committed::on_disk(recorded, writes.ended))
     }
 
     /// Records a batch in one transaction that first takes the advisory locks of its calls,
     /// so that no other transaction changes them meanwhile.
-    async fn record_batch_locked(&self, pending: &[Pending<'_>]) -> Result<Vec<Recorded>> {
+    async fn record_batch_locked(&self, pending: &[Pending<'_>]) -> Result<Committed> {
         let mut plan = Plan::new(pending);
         let mut tx = self.begin_write().await?;
         lock_calls(&mut tx, &plan.conversation_ids()).await?;
@@ -110,9 +111,12 @@ impl PgStore {
         }
         let outcomes = plan.outcomes()?;
         let delivery_ids = insert_deliveries(&mut tx, pending, &outcomes).await?;
-        refold_calls(&mut tx, &plan.calls_to_refold()).await?;
+        let ended = refold_calls(&mut tx, &plan.calls_to_refold()).await?;
         tx.commit().await?;
-        Ok(recorded(&outcomes, &delivery_ids))
+        Ok(Committed::on_disk(
+            recorded(&outcomes, &delivery_ids),
+            ended,
+        ))
     }
 }
 
@@ -161,6 +165,8 @@ struct CallWrites {
     /// `None` for a new call — what the write checks is still there.
     read: Vec<Option<(i64, DateTime<Utc>)>>,
     deltas: Deltas,
+    /// The calls these records make terminal for the first time.
+    ended: Vec<Ended>,
 }
 
 impl CallWrites {
@@ -213,10 +219,12 @@ impl CallWrites {
             old.extend(gathered.old);
         }
         let deltas = Deltas::between(&old, &calls);
+        let ended = call::ended(&old, &calls);
         Ok(Self {
             calls,
             read,
             deltas,
+            ended,
         })
     }
 }
@@ -400,10 +408,11 @@ async fn insert_deliveries(
     Ok(ids)
 }
 
-/// Folds all events of each call again and writes the results over their records.
-async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Result<()> {
+/// Folds all events of each call again and writes the results over their records; returns
+/// the calls that became terminal.
+async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Result<Vec<Ended>> {
     if conversation_ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // One index look-up per call: a `lateral` subquery kept from being flattened into a
     // join (`offset 0`), in a write transaction that plans no sequential scan
@@ -429,8 +438,12 @@ async fn refold_calls(db: &mut PgConnection, conversation_ids: &[&str]) -> Resul
 }
 
 /// Writes the records over the calls' rows and moves their counts in the statistics tables
-/// from what the rows held before to what they hold now.
-pub(in crate::store) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]) -> Result<()> {
+/// from what the rows held before to what they hold now. Returns the calls that became
+/// terminal ([`call::ended`]).
+pub(in crate::store) async fn upsert_calls(
+    db: &mut PgConnection,
+    calls: &[Call],
+) -> Result<Vec<Ended>> {
     // One statement: `old` reads the snapshot the statement started with, before the
     // upsert's changes. One primary-key look-up per call, as in `refold_calls`: callers
     // write in `PgStore::begin_write`'s transactions, whose plans scan no table whole.
@@ -442,7 +455,8 @@ pub(in crate::store) async fn upsert_calls(db: &mut PgConnection, calls: &[Call]
         .into_iter()
         .map(Call::try_from)
         .collect::<Result<Vec<_>>>()?;
-    apply_counts(db, &Deltas::between(&old, calls)).await
+    apply_counts(db, &Deltas::between(&old, calls)).await?;
+    Ok(call::ended(&old, calls))
 }
 
 /// Adds the deltas to the statistics tables, in key order (see [`Deltas`]).

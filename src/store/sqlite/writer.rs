@@ -238,8 +238,8 @@ fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads)
                             log: None,
                         }),
                     };
-                    let recorded = match record_batch(&mut session.db, &items) {
-                        Ok(recorded) => recorded,
+                    let (recorded, ended) = match record_batch(&mut session.db, &items) {
+                        Ok(written) => written,
                         Err(err) => {
                             // A rollback that failed leaves the transaction open.
                             broken = !session.db.is_autocommit();
@@ -252,7 +252,7 @@ fn run(database: &Database, requests: mpsc::Receiver<Request>, threads: Threads)
                         .commits
                         .send(Commit { log, synced })
                         .map_err(|_| StoreError::WriterStopped)?;
-                    Ok(Committed::syncing(recorded, on_disk))
+                    Ok(Committed::syncing(recorded, ended, on_disk))
                 }));
                 let result = result.unwrap_or_else(|panic| {
                     broken = true;

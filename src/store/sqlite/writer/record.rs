@@ -14,7 +14,7 @@ use super::super::write::{
     INSERT_SLOT_COUNTS, SLOT_COUNTS_ON_CONFLICT,
 };
 use super::Item;
-use crate::call::Call;
+use crate::call::{self, Call, Ended};
 use crate::notification::Notification;
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::columns::{DELIVERY_COLUMN_LIST, EVENT_FIELD_LIST, EVENT_FIELDS};
@@ -23,8 +23,12 @@ use crate::store::rows::{EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_
 use crate::store::{Recorded, Result, StoreError};
 
 /// Records a batch in one `begin immediate` transaction; see [`crate::store::batch`] for
-/// the bookkeeping. An error drops the transaction, which rolls it back.
-pub(super) fn record_batch(db: &mut Connection, items: &[Item]) -> Result<Vec<Recorded>> {
+/// the bookkeeping. An error drops the transaction, which rolls it back. Returns the answers
+/// and the calls the batch made terminal.
+pub(super) fn record_batch(
+    db: &mut Connection,
+    items: &[Item],
+) -> Result<(Vec<Recorded>, Vec<Ended>)> {
     let pending: Vec<Pending<'_>> = items.iter().map(Item::pending).collect();
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut plan = Plan::new(&pending);
@@ -61,10 +65,11 @@ pub(super) fn record_batch(db: &mut Connection, items: &[Item]) -> Result<Vec<Re
     let (events, old) = read_calls(&tx, &to_refold)?;
     let calls = fold_calls(events, to_refold.len())?;
     let deltas = Deltas::between(&old, &calls);
+    let ended = call::ended(&old, &calls);
     write_calls(&tx, &calls)?;
     add_counts(&tx, &deltas)?;
     tx.commit()?;
-    Ok(recorded(&outcomes, &delivery_ids))
+    Ok((recorded(&outcomes, &delivery_ids), ended))
 }
 
 /// Inserts an event unless the same content is stored for its call, returning its id (no
