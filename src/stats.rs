@@ -34,6 +34,8 @@ pub struct Aggregates {
     pub breakdown: Vec<BreakdownRow>,
     /// `(duration_s, calls)`.
     pub durations: Vec<(i64, i64)>,
+    /// `(ring_ms rounded to 100 ms, calls)`, over answered calls with a ring time.
+    pub ring_times: Vec<(i64, i64)>,
     /// `(quarter-hour slot since the epoch, outcome, calls)`, when buckets are wanted.
     pub slots: Vec<(i64, Outcome, i64)>,
 }
@@ -69,6 +71,7 @@ pub struct Stats {
     pub duration_s: DurationStats,
     /// Calls with a duration, per duration range; every range is present.
     pub duration_histogram: Vec<DurationBin>,
+    pub time_to_answer: TimeToAnswer,
     /// One per bucket of the range, empty ones included; only when `bucket` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -86,6 +89,22 @@ pub struct DurationStats {
     pub p95: Option<i64>,
     /// Longest, in whole seconds.
     pub max: Option<i64>,
+}
+
+/// How long answered calls rang before they were answered (`ring_ms`), at 100 ms
+/// resolution: each ring time is rounded to the nearest 100 ms before it is counted.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TimeToAnswer {
+    /// Answered calls (with a `connected_at`) that have a `ring_ms`.
+    pub calls: i64,
+    /// Mean, in milliseconds; null when `calls` is 0.
+    pub avg_ms: Option<f64>,
+    /// Median (nearest rank), in milliseconds.
+    pub p50_ms: Option<i64>,
+    /// 90th percentile (nearest rank), in milliseconds.
+    pub p90_ms: Option<i64>,
+    /// 99th percentile (nearest rank), in milliseconds.
+    pub p99_ms: Option<i64>,
 }
 
 /// Calls whose `duration_s` is in `[min_s, max_s)`.
@@ -161,6 +180,7 @@ pub fn compute(aggregates: &Aggregates, buckets: Option<BucketSpec>) -> Stats {
         machine_rate: rate(machine, with_amd),
         duration_s: durations(&aggregates.durations),
         duration_histogram: duration_histogram(&aggregates.durations),
+        time_to_answer: time_to_answer(&aggregates.ring_times),
         buckets: buckets.map(|spec| bucketize(&aggregates.slots, spec)),
     }
 }
@@ -177,38 +197,61 @@ fn round4(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
 }
 
-/// Average and nearest-rank percentiles over a histogram of whole seconds.
-fn durations(histogram: &[(i64, i64)]) -> DurationStats {
-    let mut histogram: Vec<(i64, i64)> =
-        histogram.iter().copied().filter(|(_, n)| *n > 0).collect();
-    histogram.sort_unstable();
-    let count: i64 = histogram.iter().map(|(_, n)| n).sum();
-    if count == 0 {
-        return DurationStats {
-            avg: None,
-            p50: None,
-            p95: None,
-            max: None,
-        };
+/// A histogram of `(value, calls)`, sorted by value, without empty entries.
+struct Histogram {
+    entries: Vec<(i64, i64)>,
+    count: i64,
+}
+
+impl Histogram {
+    fn new(histogram: &[(i64, i64)]) -> Self {
+        let mut entries: Vec<(i64, i64)> =
+            histogram.iter().copied().filter(|(_, n)| *n > 0).collect();
+        entries.sort_unstable();
+        let count = entries.iter().map(|(_, n)| n).sum();
+        Self { entries, count }
     }
-    let total: i64 = histogram.iter().map(|(seconds, n)| seconds * n).sum();
-    let percentile = |p: f64| {
-        // Nearest rank: the smallest value with at least p of the calls at or below it.
-        let rank = ((p * count as f64).ceil() as i64).max(1);
+
+    /// The mean to two decimals, if there are values.
+    fn avg(&self) -> Option<f64> {
+        let total: i64 = self.entries.iter().map(|(value, n)| value * n).sum();
+        (self.count > 0).then(|| (total as f64 / self.count as f64 * 100.0).round() / 100.0)
+    }
+
+    /// Nearest rank: the smallest value with at least `p` of the calls at or below it.
+    fn percentile(&self, p: f64) -> Option<i64> {
+        let rank = ((p * self.count as f64).ceil() as i64).max(1);
         let mut seen = 0;
-        histogram
+        self.entries
             .iter()
             .find(|(_, n)| {
                 seen += n;
                 seen >= rank
             })
-            .map(|(seconds, _)| *seconds)
-    };
+            .map(|(value, _)| *value)
+    }
+}
+
+/// Average and nearest-rank percentiles over a histogram of whole seconds.
+fn durations(histogram: &[(i64, i64)]) -> DurationStats {
+    let histogram = Histogram::new(histogram);
     DurationStats {
-        avg: Some((total as f64 / count as f64 * 100.0).round() / 100.0),
-        p50: percentile(0.5),
-        p95: percentile(0.95),
-        max: histogram.last().map(|(seconds, _)| *seconds),
+        avg: histogram.avg(),
+        p50: histogram.percentile(0.5),
+        p95: histogram.percentile(0.95),
+        max: histogram.entries.last().map(|(seconds, _)| *seconds),
+    }
+}
+
+/// Average and nearest-rank percentiles over a histogram of ring times.
+fn time_to_answer(histogram: &[(i64, i64)]) -> TimeToAnswer {
+    let histogram = Histogram::new(histogram);
+    TimeToAnswer {
+        calls: histogram.count,
+        avg_ms: histogram.avg(),
+        p50_ms: histogram.percentile(0.5),
+        p90_ms: histogram.percentile(0.9),
+        p99_ms: histogram.percentile(0.99),
     }
 }
 
@@ -341,6 +384,24 @@ mod tests {
             ]
         );
         assert_eq!(buckets[0].calls, 2);
+    }
+
+    #[test]
+    fn time_to_answer_takes_the_mean_and_nearest_rank_percentiles() {
+        // 10 calls: 1.0 s ×5, 2.0 s ×4, 9.0 s ×1.
+        let figures = time_to_answer(&[(2_000, 4), (1_000, 5), (9_000, 1), (500, 0)]);
+        assert_eq!(
+            figures,
+            TimeToAnswer {
+                calls: 10,
+                avg_ms: Some(2_200.0),
+                p50_ms: Some(1_000),
+                p90_ms: Some(2_000),
+                p99_ms: Some(9_000),
+            }
+        );
+        let none = time_to_answer(&[]);
+        assert_eq!((none.calls, none.avg_ms, none.p50_ms), (0, None, None));
     }
 
     #[test]

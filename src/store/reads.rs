@@ -71,10 +71,12 @@ impl Store {
         let mut tx = db.begin_snapshot().await?;
         let mut breakdown: Vec<BreakdownDbRow> = Vec::new();
         let mut durations: Vec<(i64, i64)> = Vec::new();
+        let mut ring_times: Vec<(i64, i64)> = Vec::new();
         let mut slots: Vec<(i64, String, i64)> = Vec::new();
         for part in super::statistics::statistics(db.dialect(), filter) {
             breakdown.extend(tx.fetch_all::<BreakdownDbRow>(&part.breakdown).await?);
             durations.extend(tx.fetch_all::<(i64, i64)>(&part.durations).await?);
+            ring_times.extend(tx.fetch_all::<(i64, i64)>(&part.ring_times).await?);
             if with_slots {
                 slots.extend(
                     tx.fetch_all::<(i64, String, i64)>(&part.quarter_hours)
@@ -89,6 +91,7 @@ impl Store {
                 .map(TryInto::try_into)
                 .collect::<Result<_>>()?,
             durations,
+            ring_times,
             slots: slots.into_iter().map(slot_row).collect::<Result<_>>()?,
         })
     }

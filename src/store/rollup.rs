@@ -6,6 +6,8 @@
 //!   code, answered) — the breakdown and the time buckets.
 //! - `call_day_durations`: calls per UTC day, the filterable dimensions and whole-second
 //!   duration — the duration figures, exact.
+//! - `call_day_ring_times`: answered calls with a ring time, per UTC day, the filterable
+//!   dimensions and ring time rounded to [`RING_MS_STEP`] — the time to answer.
 //!
 //! Whenever a call's record is written, the transaction that writes it also takes the old
 //! record's contribution out of these tables and puts the new one's in ([`Deltas`]), so
@@ -45,12 +47,33 @@ pub struct DurationKey {
     pub duration_s: i64,
 }
 
+/// The resolution of `call_day_ring_times`, in milliseconds.
+pub const RING_MS_STEP: i64 = 100;
+
+/// A ring time as `call_day_ring_times` keeps it: rounded to the nearest [`RING_MS_STEP`]
+/// (half up). The statistics read from `calls` round with the same integer arithmetic.
+pub fn ring_ms_bucket(ring_ms: i64) -> i64 {
+    (ring_ms + RING_MS_STEP / 2).div_euclid(RING_MS_STEP) * RING_MS_STEP
+}
+
+/// One row key of `call_day_ring_times`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RingTimeKey {
+    pub day: i64,
+    pub state: &'static str,
+    pub outcome: &'static str,
+    pub amd_result: &'static str,
+    pub reason_code: String,
+    pub ring_ms: i64,
+}
+
 /// Changes to the statistics tables, one per key, sorted by key: every transaction takes
 /// the rows' locks in the same order, so two writers never deadlock on them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deltas {
     pub slots: BTreeMap<SlotKey, i64>,
     pub durations: BTreeMap<DurationKey, i64>,
+    pub ring_times: BTreeMap<RingTimeKey, i64>,
 }
 
 impl Deltas {
@@ -68,11 +91,12 @@ impl Deltas {
         }
         deltas.slots.retain(|_, n| *n != 0);
         deltas.durations.retain(|_, n| *n != 0);
+        deltas.ring_times.retain(|_, n| *n != 0);
         deltas
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.durations.is_empty()
+        self.slots.is_empty() && self.durations.is_empty() && self.ring_times.is_empty()
     }
 
     fn count(&mut self, call: &Call, by: i64) {
@@ -91,6 +115,17 @@ impl Deltas {
                 duration_s,
             };
             *self.durations.entry(key).or_default() += by;
+        }
+        if let (Some(ring_ms), Some(_)) = (call.ring_ms, call.connected_at) {
+            let key = RingTimeKey {
+                day: seconds.div_euclid(DAY_SECONDS),
+                state,
+                outcome,
+                amd_result,
+                reason_code: reason_code.clone(),
+                ring_ms: ring_ms_bucket(ring_ms),
+            };
+            *self.ring_times.entry(key).or_default() += by;
         }
         let key = SlotKey {
             slot: seconds.div_euclid(SLOT_SECONDS),
@@ -174,6 +209,36 @@ mod tests {
             .map(|(k, n)| (k.day, k.amd_result, k.duration_s, *n))
             .collect();
         assert_eq!(durations, [(0, "amd_human_detected", 42, 1)]);
+        assert!(deltas.ring_times.is_empty());
+
+        let mut rang = done.clone();
+        rang.ring_ms = Some(3_449);
+        let deltas = Deltas::between([&done], [&rang]);
+        let ring_times: Vec<_> = deltas
+            .ring_times
+            .iter()
+            .map(|(k, n)| (k.day, k.outcome, k.ring_ms, *n))
+            .collect();
+        assert_eq!(ring_times, [(0, "human", 3_400, 1)]);
+        assert!(deltas.slots.is_empty() && deltas.durations.is_empty());
+    }
+
+    #[test]
+    fn ring_times_round_to_the_nearest_step_and_count_only_answered_calls() {
+        let cases = [
+            (0, 0),
+            (49, 0),
+            (50, 100),
+            (149, 100),
+            (150, 200),
+            (12_345, 12_300),
+        ];
+        for (ring_ms, bucket) in cases {
+            assert_eq!(ring_ms_bucket(ring_ms), bucket, "{ring_ms}");
+        }
+        let mut unanswered = call("a", CallState::Failed, Outcome::NoAnswer, 0);
+        unanswered.ring_ms = Some(30_000);
+        assert!(Deltas::between([], [&unanswered]).ring_times.is_empty());
     }
 
     #[test]

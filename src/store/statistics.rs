@@ -42,6 +42,24 @@ pub fn duration_histogram(dialect: Dialect, filter: &CallFilter) -> Sql {
     sql
 }
 
+/// How many answered calls rang each ring time, rounded as `call_day_ring_times` keeps it
+/// (`store::rollup::ring_ms_bucket`).
+pub fn ring_time_histogram(dialect: Dialect, filter: &CallFilter) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!(
+            "select {RING_MS_BUCKET} as ring_ms, count(*) as calls from calls \
+             where ring_ms is not null and connected_at is not null"
+        ),
+    );
+    push_call_conditions(&mut sql, filter);
+    sql.push(&format!(" group by {RING_MS_BUCKET}"));
+    sql
+}
+
+/// `store::rollup::ring_ms_bucket` in SQL: integer arithmetic on a non-negative `ring_ms`.
+const RING_MS_BUCKET: &str = "(ring_ms + 50) / 100 * 100";
+
 /// Calls per quarter hour (as Unix seconds / 900) and outcome. Every time zone's offset is
 /// a whole number of quarter hours, so these slots fall wholly inside one local hour or day.
 pub fn quarter_hour_outcomes(dialect: Dialect, filter: &CallFilter) -> Sql {
@@ -145,11 +163,12 @@ pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
     }
 }
 
-/// The three queries behind the statistics over one part of a range.
+/// The queries behind the statistics over one part of a range.
 #[derive(Debug, Clone)]
 pub struct StatisticsSql {
     pub breakdown: Sql,
     pub durations: Sql,
+    pub ring_times: Sql,
     pub quarter_hours: Sql,
 }
 
@@ -164,6 +183,7 @@ pub fn statistics(dialect: Dialect, filter: &CallFilter) -> Vec<StatisticsSql> {
         .map(|part| StatisticsSql {
             breakdown: call_breakdown(dialect, part),
             durations: duration_histogram(dialect, part),
+            ring_times: ring_time_histogram(dialect, part),
             quarter_hours: quarter_hour_outcomes(dialect, part),
         })
         .collect();
@@ -171,6 +191,7 @@ pub fn statistics(dialect: Dialect, filter: &CallFilter) -> Vec<StatisticsSql> {
         sqls.push(StatisticsSql {
             breakdown: counted_breakdown(dialect, filter, days),
             durations: counted_durations(dialect, filter, days),
+            ring_times: counted_ring_times(dialect, filter, days),
             quarter_hours: counted_quarter_hours(dialect, filter, days),
         });
     }
@@ -224,6 +245,18 @@ pub fn counted_durations(dialect: Dialect, filter: &CallFilter, days: DayRange) 
     sql
 }
 
+/// [`ring_time_histogram`] over whole days, from the statistics tables.
+pub fn counted_ring_times(dialect: Dialect, filter: &CallFilter, days: DayRange) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select ring_ms, cast(sum(calls) as bigint) as calls \
+         from call_day_ring_times where true",
+    );
+    push_count_conditions(&mut sql, filter, days, "day", 1);
+    sql.push(" group by ring_ms having sum(calls) <> 0");
+    sql
+}
+
 /// [`quarter_hour_outcomes`] over whole days, from the statistics tables.
 pub fn counted_quarter_hours(dialect: Dialect, filter: &CallFilter, days: DayRange) -> Sql {
     let mut sql = Sql::new(
@@ -257,12 +290,13 @@ pub const COUNTS_WRONG: &str = "select (select count(*) from calls) \
      <> coalesce((select sum(calls) from call_slot_counts), 0)";
 
 /// Statements that empty the statistics tables and fill them from `calls`.
-pub fn rebuild_counts(dialect: Dialect) -> [String; 4] {
+pub fn rebuild_counts(dialect: Dialect) -> [String; 6] {
     let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
     let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
     [
         "delete from call_slot_counts".to_owned(),
         "delete from call_day_durations".to_owned(),
+        "delete from call_day_ring_times".to_owned(),
         format!(
             "insert into call_slot_counts
                  (slot, state, outcome, amd_result, reason_code, answered, calls)
@@ -284,6 +318,18 @@ pub fn rebuild_counts(dialect: Dialect) -> [String; 4] {
                    from calls
                    where duration_s is not null) as c
              group by day, state, outcome, amd_result, reason_code, duration_s"
+        ),
+        format!(
+            "insert into call_day_ring_times
+                 (day, state, outcome, amd_result, reason_code, ring_ms, calls)
+             select day, state, outcome, amd_result, reason_code, ring_ms, count(*)
+             from (select {day} as day, state, outcome,
+                          coalesce(amd_result, '') as amd_result,
+                          coalesce(reason_code, '') as reason_code,
+                          {RING_MS_BUCKET} as ring_ms
+                   from calls
+                   where ring_ms is not null and connected_at is not null) as c
+             group by day, state, outcome, amd_result, reason_code, ring_ms"
         ),
     ]
 }

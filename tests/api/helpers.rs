@@ -201,6 +201,7 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
     assert_eq!(export.status(), 200);
     let mut slots = SlotCounts::new();
     let mut durations = DurationCounts::new();
+    let mut ring_times = DurationCounts::new();
     for line in export.text().await.unwrap().lines() {
         let call: Value = serde_json::from_str(line).unwrap();
         let text = |field: &str| call[field].as_str().unwrap_or_default().to_owned();
@@ -224,22 +225,31 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
                 answered,
             ))
             .or_default() += 1;
+        let day_key = |value: i64| {
+            let (state, outcome, amd_result, reason_code) = dims.clone();
+            (
+                seconds.div_euclid(86_400),
+                state,
+                outcome,
+                amd_result,
+                reason_code,
+                value,
+            )
+        };
         if let Some(duration) = call["duration_s"].as_i64() {
-            *durations
-                .entry((
-                    seconds.div_euclid(86_400),
-                    dims.0,
-                    dims.1,
-                    dims.2,
-                    dims.3,
-                    duration,
-                ))
+            *durations.entry(day_key(duration)).or_default() += 1;
+        }
+        if let (Some(ring_ms), 1) = (call["ring_ms"].as_i64(), answered) {
+            // Rounded to the nearest 100 ms, as docs/api.md says.
+            *ring_times
+                .entry(day_key((ring_ms + 50) / 100 * 100))
                 .or_default() += 1;
         }
     }
-    let (stored_slots, stored_durations) = stored_counts(db).await;
+    let (stored_slots, stored_durations, stored_ring_times) = stored_counts(db).await;
     assert_eq!(stored_slots, slots, "call_slot_counts");
     assert_eq!(stored_durations, durations, "call_day_durations");
+    assert_eq!(stored_ring_times, ring_times, "call_day_ring_times");
 }
 
 const SLOT_ROWS: &str = "select slot, state, outcome, amd_result, reason_code, answered, calls \
@@ -247,15 +257,23 @@ const SLOT_ROWS: &str = "select slot, state, outcome, amd_result, reason_code, a
 const DURATION_ROWS: &str = "select day, state, outcome, amd_result, reason_code, duration_s, \
      calls from call_day_durations where calls <> 0";
 
-async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts) {
+const RING_TIME_ROWS: &str = "select day, state, outcome, amd_result, reason_code, ring_ms, \
+     calls from call_day_ring_times where calls <> 0";
+
+async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts, DurationCounts) {
     type SlotRow = (i64, String, String, String, String, i32, i64);
-    type DurationRow = (i64, String, String, String, String, i64, i64);
-    let (slots, durations): (Vec<SlotRow>, Vec<DurationRow>) = match db.backend {
+    type DayRow = (i64, String, String, String, String, i64, i64);
+    let (slots, durations, ring_times): (Vec<SlotRow>, Vec<DayRow>, Vec<DayRow>) = match db.backend
+    {
         Backend::Sqlite => {
             let mut db = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
             (
                 sqlx::query_as(SLOT_ROWS).fetch_all(&mut db).await.unwrap(),
                 sqlx::query_as(DURATION_ROWS)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap(),
+                sqlx::query_as(RING_TIME_ROWS)
                     .fetch_all(&mut db)
                     .await
                     .unwrap(),
@@ -269,18 +287,25 @@ async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts) {
                     .fetch_all(&mut db)
                     .await
                     .unwrap(),
+                sqlx::query_as(RING_TIME_ROWS)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap(),
             )
         }
+    };
+    let by_day = |rows: Vec<DayRow>| -> DurationCounts {
+        rows.into_iter()
+            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
+            .collect()
     };
     (
         slots
             .into_iter()
             .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
             .collect(),
-        durations
-            .into_iter()
-            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
-            .collect(),
+        by_day(durations),
+        by_day(ring_times),
     )
 }
 
@@ -290,6 +315,7 @@ pub async fn lose_some_counts(db: &TestDb) {
     let statements = [
         "delete from call_slot_counts where outcome = 'human'",
         "delete from call_day_durations where outcome = 'human'",
+        "delete from call_day_ring_times where outcome = 'human'",
     ];
     match db.backend {
         Backend::Sqlite => {

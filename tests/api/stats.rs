@@ -305,3 +305,65 @@ async fn hour_buckets_in_a_half_hour_zone(backend: Backend) {
 }
 
 both_stores!(hour_buckets_in_a_half_hour_zone);
+
+/// A completed, answered Kore call at `at` (UTC) that rang `ring_ms`, with an AMD result.
+fn rang(id: &str, at: &str, ring_ms: i64, amd: &str) -> String {
+    let at = at.parse::<DateTime<Utc>>().unwrap();
+    let time = |t: DateTime<Utc>| t.format("%-m/%-d/%Y,%I:%M:%S%p").to_string();
+    json!({
+        "conversationId": id,
+        "status": "completed",
+        "reasonCode": "caller-disconnected",
+        "duration": 20,
+        "machinedetection": amd,
+        "ringDurationInMS": ring_ms,
+        "callconnecttime": time(at),
+        "callDisconnectTime": time(at + chrono::Duration::seconds(20)),
+    })
+    .to_string()
+}
+
+async fn time_to_answer_over_whole_and_partial_days(backend: Backend) {
+    let Some(db) = fresh_db(backend, "time_to_answer_over_days").await else {
+        return;
+    };
+    let app = spawn_ready(test_settings(&db.url)).await;
+    // Two calls on a whole day of the range (read from the statistics tables), three on
+    // its last, partial day (read from the calls), one outside it.
+    let calls = [
+        rang("t-1", "2026-11-18T10:00:00Z", 1_000, "amd_human_detected"),
+        rang("t-2", "2026-11-18T11:00:00Z", 3_040, "amd_machine_detected"),
+        rang("t-3", "2026-11-20T08:00:00Z", 2_000, "amd_human_detected"),
+        rang("t-4", "2026-11-20T09:00:00Z", 2_960, "amd_human_detected"),
+        rang("t-5", "2026-11-20T10:00:00Z", 9_000, "amd_human_detected"),
+        rang("t-6", "2026-11-20T13:00:00Z", 60_000, "amd_human_detected"),
+    ];
+    for body in calls {
+        assert_eq!(app.notify(body).await.status(), 200);
+    }
+    let range = "since=2026-11-17T12:00:00Z&until=2026-11-20T12:00:00Z";
+
+    let all = stats(&app, range).await;
+    let narrowed = stats(&app, &format!("{range}&outcome=human")).await;
+
+    // Ring times at 100 ms: 1000, 3000, 2000, 3000, 9000.
+    assert_eq!(
+        all["time_to_answer"],
+        json!({"calls": 5, "avg_ms": 3600.0, "p50_ms": 3000, "p90_ms": 9000, "p99_ms": 9000}),
+        "{all}"
+    );
+    // Human calls only: 1000, 2000, 3000, 9000.
+    assert_eq!(
+        narrowed["time_to_answer"],
+        json!({"calls": 4, "avg_ms": 3750.0, "p50_ms": 2000, "p90_ms": 9000, "p99_ms": 9000})
+    );
+    let none = stats(&app, "outcome=busy").await;
+    assert_eq!(
+        none["time_to_answer"],
+        json!({"calls": 0, "avg_ms": null, "p50_ms": null, "p90_ms": null, "p99_ms": null})
+    );
+    assert_counts_match_calls(&db, &app).await;
+    app.stop().await;
+}
+
+both_stores!(time_to_answer_over_whole_and_partial_days);

@@ -160,6 +160,14 @@ pub(super) const WRITE_BATCH: &str = "
                              $65::bigint[], $66::bigint[])
         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
         do update set calls = t.calls + excluded.calls
+    ),
+    ring_times as (
+        insert into call_day_ring_times as t
+            (day, state, outcome, amd_result, reason_code, ring_ms, calls)
+        select * from unnest($67::bigint[], $68::text[], $69::text[], $70::text[], $71::text[],
+                             $72::bigint[], $73::bigint[])
+        on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+        do update set calls = t.calls + excluded.calls
     )
     select r.id, r.event_id
     from resolved as r
@@ -295,10 +303,11 @@ pub(super) fn bind_deliveries<'q, Q: Bind<'q>>(
 }
 
 /// Binds the statistics deltas: the keys and changes of `call_slot_counts` (7 parameters),
-/// then of `call_day_durations` (7).
+/// then of `call_day_durations` (7), then of `call_day_ring_times` (7).
 pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
     let slots: Vec<_> = deltas.slots.iter().collect();
     let durations: Vec<_> = deltas.durations.iter().collect();
+    let ring_times: Vec<_> = deltas.ring_times.iter().collect();
     query
         .add(map(&slots, |(k, _)| k.slot))
         .add(map(&slots, |(k, _)| k.state))
@@ -314,6 +323,13 @@ pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
         .add(map(&durations, |(k, _)| k.reason_code.as_str()))
         .add(map(&durations, |(k, _)| k.duration_s))
         .add(map(&durations, |(_, n)| **n))
+        .add(map(&ring_times, |(k, _)| k.day))
+        .add(map(&ring_times, |(k, _)| k.state))
+        .add(map(&ring_times, |(k, _)| k.outcome))
+        .add(map(&ring_times, |(k, _)| k.amd_result))
+        .add(map(&ring_times, |(k, _)| k.reason_code.as_str()))
+        .add(map(&ring_times, |(k, _)| k.ring_ms))
+        .add(map(&ring_times, |(_, n)| **n))
 }
 
 /// A query that takes parameters: `sqlx::query` and `sqlx::query_as` alike, so that the

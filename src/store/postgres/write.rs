@@ -472,12 +472,20 @@ async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
                                   $6::integer[], $7::bigint[])
              on conflict (slot, state, outcome, amd_result, reason_code, answered)
              do update set calls = t.calls + excluded.calls
+         ),
+         durations as (
+             insert into call_day_durations as t
+                 (day, state, outcome, amd_result, reason_code, duration_s, calls)
+             select * from unnest($8::bigint[], $9::text[], $10::text[], $11::text[],
+                                  $12::text[], $13::bigint[], $14::bigint[])
+             on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+             do update set calls = t.calls + excluded.calls
          )
-         insert into call_day_durations as t
-             (day, state, outcome, amd_result, reason_code, duration_s, calls)
-         select * from unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
-                              $13::bigint[], $14::bigint[])
-         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+         insert into call_day_ring_times as t
+             (day, state, outcome, amd_result, reason_code, ring_ms, calls)
+         select * from unnest($15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[],
+                              $20::bigint[], $21::bigint[])
+         on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
          do update set calls = t.calls + excluded.calls",
     );
     bind_counts(query, deltas).execute(db).await?;

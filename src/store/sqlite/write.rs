@@ -92,6 +92,15 @@ pub(super) const DAY_DURATIONS_ON_CONFLICT: &str =
     " on conflict (day, state, outcome, amd_result, reason_code, duration_s)
       do update set calls = calls + excluded.calls";
 
+/// The head of the statement that adds to `call_day_ring_times`.
+pub(super) const INSERT_DAY_RING_TIMES: &str = "insert into call_day_ring_times
+        (day, state, outcome, amd_result, reason_code, ring_ms, calls) ";
+
+/// The tail of [`INSERT_DAY_RING_TIMES`]: a delta adds to the row of its key.
+pub(super) const DAY_RING_TIMES_ON_CONFLICT: &str =
+    " on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+      do update set calls = calls + excluded.calls";
+
 /// Pushes the statements that write the records over the calls' rows.
 fn push_calls<'q>(query: &mut QueryBuilder<'q, Sqlite>, calls: &'q [Call], updated_at: String) {
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
@@ -154,6 +163,21 @@ fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
                 .push_bind(**n);
         });
         query.push(DAY_DURATIONS_ON_CONFLICT);
+        query.push(";\n");
+    }
+    let ring_times: Vec<_> = deltas.ring_times.iter().collect();
+    for chunk in ring_times.chunks(ROWS_PER_STATEMENT) {
+        query.push(INSERT_DAY_RING_TIMES);
+        query.push_values(chunk, |mut row, (key, n)| {
+            row.push_bind(key.day)
+                .push_bind(key.state)
+                .push_bind(key.outcome)
+                .push_bind(key.amd_result)
+                .push_bind(key.reason_code.as_str())
+                .push_bind(key.ring_ms)
+                .push_bind(**n);
+        });
+        query.push(DAY_RING_TIMES_ON_CONFLICT);
         query.push(";\n");
     }
 }

@@ -10,8 +10,8 @@ use sqlx::types::Json;
 
 use super::super::utc_text;
 use super::super::write::{
-    CALLS_ON_CONFLICT, DAY_DURATIONS_ON_CONFLICT, INSERT_CALLS, INSERT_DAY_DURATIONS,
-    INSERT_SLOT_COUNTS, SLOT_COUNTS_ON_CONFLICT,
+    CALLS_ON_CONFLICT, DAY_DURATIONS_ON_CONFLICT, DAY_RING_TIMES_ON_CONFLICT, INSERT_CALLS,
+    INSERT_DAY_DURATIONS, INSERT_DAY_RING_TIMES, INSERT_SLOT_COUNTS, SLOT_COUNTS_ON_CONFLICT,
 };
 use super::Item;
 use crate::call::{self, Call, Ended};
@@ -324,6 +324,12 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
             params(7)
         )
     });
+    static ADD_RING_TIME: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{INSERT_DAY_RING_TIMES} values ({}) {DAY_RING_TIMES_ON_CONFLICT}",
+            params(7)
+        )
+    });
     let mut add = tx.prepare_cached(&ADD_SLOT)?;
     for (key, n) in &deltas.slots {
         add.execute((
@@ -345,6 +351,18 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
             key.amd_result,
             key.reason_code.as_str(),
             key.duration_s,
+            n,
+        ))?;
+    }
+    let mut add = tx.prepare_cached(&ADD_RING_TIME)?;
+    for (key, n) in &deltas.ring_times {
+        add.execute((
+            key.day,
+            key.state,
+            key.outcome,
+            key.amd_result,
+            key.reason_code.as_str(),
+            key.ring_ms,
             n,
         ))?;
     }
