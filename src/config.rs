@@ -18,6 +18,7 @@ use crate::http::connection::ConnectionLimits;
 use crate::ingest::{self, GroupCommitSettings};
 use crate::metrics::MetricsSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
+pub use crate::retention::RetentionSettings;
 pub use crate::telemetry::{LogFormat, LogSettings};
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
@@ -44,6 +45,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub jambonz: JambonzSettings,
     pub twilio: TwilioSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -320,6 +322,9 @@ impl Settings {
         sources::no_empty_secrets("jambonz.signing_secrets", &self.jambonz.signing_secrets)?;
         sources::no_empty_secrets("twilio.auth_tokens", &self.twilio.auth_tokens)?;
         self.twilio.validate()?;
+        self.retention
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         self.dialout
             .validate(self.server.bind)
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;

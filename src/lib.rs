@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notification;
 pub mod reprocess;
+pub mod retention;
 pub mod sim;
 pub mod startup;
 pub mod stats;

@@ -55,6 +55,9 @@ pub const HTTP_TIMEOUTS: &str = "calltrail_http_connection_timeouts_total";
 pub const CALLS_ENDED: &str = "calltrail_calls_ended_total";
 /// Dial-outs, by `result`.
 pub const DIALOUTS: &str = "calltrail_dialouts_total";
+/// Rows deleted by retention, by `kind` (`calls`, `events`, `deliveries`, `dialouts`,
+/// `rejected_deliveries`).
+pub const RETENTION_DELETED: &str = "calltrail_retention_deleted_total";
 /// Always 1, with the version as a label.
 pub const BUILD_INFO: &str = "calltrail_build_info";
 
@@ -151,6 +154,12 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Dial-outs sent to the voice gateway, by result (placed, refused, unreachable).",
+    ),
+    (
+        RETENTION_DELETED,
+        Kind::Counter,
+        None,
+        "Rows deleted by retention, by kind (calls, events, deliveries of those calls, dialouts, rejected_deliveries).",
     ),
     (
         BUILD_INFO,

@@ -20,6 +20,7 @@ use crate::ingest::{Ingest, Writer};
 use crate::metrics::{Metrics, UPKEEP_EVERY};
 use crate::notification::Format;
 use crate::reprocess::Reprocessor;
+use crate::retention::{Retention, RetentionSettings};
 use crate::store::Store;
 
 /// How long shutdown waits for the group-commit writer once every request is answered.
@@ -36,6 +37,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     writer: Writer,
+    /// The retention task's work and its settings, when anything is ever deleted.
+    retention: Option<(Retention, RetentionSettings)>,
 }
 
 impl Application {
@@ -104,14 +107,20 @@ impl Application {
             scrape: Scrape {
                 connections: Some(listener.counter()),
             },
-            metrics,
+            metrics: metrics.clone(),
             routing,
         };
+        let retention = settings.retention.enabled().then(|| {
+            let retention =
+                Retention::new(state.store.clone(), &settings.retention, metrics.clone());
+            (retention, settings.retention.clone())
+        });
         Ok(Self {
             listener,
             metrics_listener,
             state,
             writer,
+            retention,
         })
     }
 
@@ -140,10 +149,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let migrator = tokio::spawn(migrate_until_ready(
-            store.clone(),
-            self.state.readiness.clone(),
-        ));
+        // Retention first runs once the schema is in place, then hourly.
+        let (migrated, retention) = (
+            migrate_until_ready(store.clone(), self.state.readiness.clone()),
+            self.retention,
+        );
+        let migrator = tokio::spawn(async move {
+            migrated.await;
+            if let Some((retention, settings)) = retention {
+                retention.run_hourly(settings).await;
+            }
+        });
         tracing::info!(
             address = %axum::serve::Listener::local_addr(&self.listener)?,
             database = store.backend(),

@@ -9,6 +9,7 @@
 mod cpu;
 mod load;
 mod notifications;
+mod purge;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ struct Options {
     rate_duration: Duration,
     settle: Duration,
     log_level: String,
+    /// `--purge N`: the retention benchmark with N old calls instead (see `purge.rs`).
+    purge: Option<u64>,
+    purge_rounds: u32,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -43,6 +47,8 @@ fn options() -> anyhow::Result<Options> {
         rate_duration: Duration::from_secs(10),
         settle: Duration::from_secs(2),
         log_level: "info".into(),
+        purge: None,
+        purge_rounds: 2,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,9 +63,12 @@ fn options() -> anyhow::Result<Options> {
             "--rate-duration" => options.rate_duration = Duration::from_secs_f64(value()?.parse()?),
             "--settle" => options.settle = Duration::from_secs_f64(value()?.parse()?),
             "--log-level" => options.log_level = value()?,
+            "--purge" => options.purge = Some(value()?.parse()?),
+            "--purge-rounds" => options.purge_rounds = value()?.parse()?,
             other => bail!(
                 "unknown option {other}; options: --stores postgres,sqlite --connections 64 \
-                 --duration 20 --rate 2000 --rate-duration 10 --settle 2 --log-level info"
+                 --duration 20 --rate 2000 --rate-duration 10 --settle 2 --log-level info \
+                 [--purge 500000 --purge-rounds 2]"
             ),
         }
     }
@@ -71,6 +80,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(calls) = options.purge {
+        for store in &options.stores {
+            let result = runtime.block_on(purge::bench_purge(store, &options, calls))?;
+            purge::print_purge(&result, calls, options.rate);
+        }
+        return Ok(());
+    }
     let mut results = Vec::new();
     for store in &options.stores {
         let result = runtime.block_on(bench_store(store, &options))?;
@@ -108,7 +124,7 @@ async fn bench_store(store: &str, options: &Options) -> anyhow::Result<StoreResu
     let database = Database::create(store).await?;
     let port = free_port()?;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let server = Server::start(&database, target, &options.log_level)?;
+    let server = Server::start(&database, target, &options.log_level, &[])?;
     server.wait_ready(target).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_kb = server.memory("VmRSS")?;
@@ -515,7 +531,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(database: &Database, bind: SocketAddr, log_level: &str) -> anyhow::Result<Self> {
+    /// Starts calltrail on `database` at `bind`, with the variables `env` besides.
+    fn start(
+        database: &Database,
+        bind: SocketAddr,
+        log_level: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let log = std::env::temp_dir().join(format!("calltrail-bench-{}.log", bind.port()));
         // `CALLTRAIL_BENCH_BIN` runs another build, e.g. to compare two commits back to back.
         let binary = std::env::var_os("CALLTRAIL_BENCH_BIN").map_or_else(
@@ -527,6 +549,7 @@ impl Server {
             .env("CALLTRAIL__SERVER__BIND", bind.to_string())
             .env("CALLTRAIL__LOG__LEVEL", log_level)
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()

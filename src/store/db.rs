@@ -201,6 +201,29 @@ impl Tx {
         Ok(())
     }
 
+    /// Runs `sql` and returns how many rows it changed.
+    pub async fn execute_counted(&mut self, sql: &Sql) -> Result<u64> {
+        Ok(match self {
+            Tx::Sqlite(tx) => sqlx::query_with(&sql.text, sqlite_args(sql)?)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(tx) => sqlx::query_with(&sql.text, pg_args(sql)?)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// [`Tx::lock_call`] for several calls, in the order the group-commit writers take
+    /// them, so that this transaction and a writer never wait for each other in a circle.
+    pub async fn lock_calls(&mut self, conversation_ids: &[String]) -> Result<()> {
+        match self {
+            Tx::Sqlite(_) => Ok(()),
+            Tx::Postgres(tx) => postgres::lock_calls(&mut **tx, conversation_ids).await,
+        }
+    }
+
     /// Waits until no other transaction is writing this call, and keeps others waiting
     /// until this one ends (on SQLite, [`Db::begin_write`] already excludes every other
     /// writer).

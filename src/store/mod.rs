@@ -15,6 +15,7 @@ pub mod query;
 mod reads;
 mod recount;
 mod reprocess;
+mod retention;
 mod rollup;
 mod rows;
 pub mod sql;
@@ -29,6 +30,7 @@ use crate::notification::{FieldError, Format, Notification, Rejection};
 
 pub use batch::{Committed, Pending};
 pub use error::StoreError;
+pub use retention::Purged;
 
 /// The most group-commit writers one store serves at once: PostgreSQL keeps a connection
 /// for each.

@@ -124,3 +124,18 @@ pub(super) async fn lock_call(db: impl PgExecutor<'_>, conversation_id: &str) ->
         .await?;
     Ok(())
 }
+
+/// [`lock_call`] for several calls at once, sorted by lock key as the group-commit
+/// writers take them (`statements::WRITE_BATCH`).
+pub(super) async fn lock_calls(db: impl PgExecutor<'_>, conversation_ids: &[String]) -> Result<()> {
+    sqlx::query(
+        "select count(pg_advisory_xact_lock(keys.key))
+         from (select distinct hashtextextended(id, 0) as key
+               from unnest($1::text[]) as id
+               order by key) as keys",
+    )
+    .bind(conversation_ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -130,6 +130,17 @@ impl Sql {
         placeholders.join(", ")
     }
 
+    /// Binds `values` as one JSON array and returns a subquery that yields them as rows of
+    /// text, for `column in (…)`: one statement text, and one bound value, whatever the
+    /// list's length.
+    pub fn bind_text_rows(&mut self, values: &[String]) -> String {
+        let list = self.bind(Arg::Json(serde_json::Value::from(values.to_vec())));
+        match self.dialect {
+            Dialect::Postgres => format!("select jsonb_array_elements_text({list})"),
+            Dialect::Sqlite => format!("select value from json_each({list})"),
+        }
+    }
+
     /// Appends `column in (…)` for a non-empty list.
     pub fn push_in(&mut self, column: &str, values: impl IntoIterator<Item = Arg>) {
         let list = self.bind_list(values);

@@ -270,7 +270,7 @@ pub fn counted_quarter_hours(dialect: Dialect, filter: &CallFilter, days: DayRan
 }
 
 /// `floor(Unix seconds of occurred_at / unit)` in the dialect.
-fn occurred_at_in(dialect: Dialect, unit: i64) -> String {
+pub(super) fn occurred_at_in(dialect: Dialect, unit: i64) -> String {
     match dialect {
         Dialect::Postgres => format!("floor(extract(epoch from occurred_at) / {unit})::bigint"),
         // Integer division truncates towards zero: subtract the remainder first so that
@@ -332,6 +332,51 @@ pub fn rebuild_counts(dialect: Dialect) -> [String; 6] {
              group by day, state, outcome, amd_result, reason_code, ring_ms"
         ),
     ]
+}
+
+/// The statements that take the calls whose ids `ids` lists out of the statistics tables,
+/// as if they had never been written; run before the calls are deleted, in the same
+/// transaction. The changed rows are taken in key order, as the group-commit writers
+/// take them.
+pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 2] {
+    let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
+    let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
+    let mut slots = Sql::new(dialect, "");
+    let list = slots.bind_text_rows(ids);
+    slots.push(&format!(
+        "insert into call_slot_counts as t
+             (slot, state, outcome, amd_result, reason_code, answered, calls)
+         select slot, state, outcome, amd_result, reason_code, answered, -count(*)
+         from (select {slot} as slot, state, outcome,
+                      coalesce(amd_result, '') as amd_result,
+                      coalesce(reason_code, '') as reason_code,
+                      {ANSWERED} as answered
+               from calls
+               where conversation_id in ({list})) as c
+         where true
+         group by slot, state, outcome, amd_result, reason_code, answered
+         order by slot, state, outcome, amd_result, reason_code, answered
+         on conflict (slot, state, outcome, amd_result, reason_code, answered)
+         do update set calls = t.calls + excluded.calls"
+    ));
+    let mut durations = Sql::new(dialect, "");
+    let list = durations.bind_text_rows(ids);
+    durations.push(&format!(
+        "insert into call_day_durations as t
+             (day, state, outcome, amd_result, reason_code, duration_s, calls)
+         select day, state, outcome, amd_result, reason_code, duration_s, -count(*)
+         from (select {day} as day, state, outcome,
+                      coalesce(amd_result, '') as amd_result,
+                      coalesce(reason_code, '') as reason_code, duration_s
+               from calls
+               where conversation_id in ({list}) and duration_s is not null) as c
+         where true
+         group by day, state, outcome, amd_result, reason_code, duration_s
+         order by day, state, outcome, amd_result, reason_code, duration_s
+         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+         do update set calls = t.calls + excluded.calls"
+    ));
+    [slots, durations]
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ mod list;
 mod metrics;
 mod openapi;
 mod problems;
+mod retention;
 mod samples;
 mod seed;
 mod signatures;
