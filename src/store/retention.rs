@@ -73,6 +73,7 @@ impl Store {
         for (table, key, unit) in [
             ("call_slot_counts", "slot", SLOT_SECONDS),
             ("call_day_durations", "day", DAY_SECONDS),
+            ("call_day_ring_times", "day", DAY_SECONDS),
         ] {
             let mut zeros = tx.sql("");
             let list = zeros.bind_text_rows(&ids);

@@ -338,7 +338,7 @@ pub fn rebuild_counts(dialect: Dialect) -> [String; 6] {
 /// as if they had never been written; run before the calls are deleted, in the same
 /// transaction. The changed rows are taken in key order, as the group-commit writers
 /// take them.
-pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 2] {
+pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 3] {
     let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
     let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
     let mut slots = Sql::new(dialect, "");
@@ -376,7 +376,26 @@ pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 2] {
          on conflict (day, state, outcome, amd_result, reason_code, duration_s)
          do update set calls = t.calls + excluded.calls"
     ));
-    [slots, durations]
+    let mut ring_times = Sql::new(dialect, "");
+    let list = ring_times.bind_text_rows(ids);
+    ring_times.push(&format!(
+        "insert into call_day_ring_times as t
+             (day, state, outcome, amd_result, reason_code, ring_ms, calls)
+         select day, state, outcome, amd_result, reason_code, ring_ms, -count(*)
+         from (select {day} as day, state, outcome,
+                      coalesce(amd_result, '') as amd_result,
+                      coalesce(reason_code, '') as reason_code,
+                      {RING_MS_BUCKET} as ring_ms
+               from calls
+               where conversation_id in ({list})
+                 and ring_ms is not null and connected_at is not null) as c
+         where true
+         group by day, state, outcome, amd_result, reason_code, ring_ms
+         order by day, state, outcome, amd_result, reason_code, ring_ms
+         on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+         do update set calls = t.calls + excluded.calls"
+    ));
+    [slots, durations, ring_times]
 }
 
 #[cfg(test)]

@@ -32,6 +32,34 @@ fn named(prefix: &str, count: usize, newest: DateTime<Utc>) -> Vec<Seed> {
         .collect()
 }
 
+/// A call answered after ringing `ring_ms` and completed a minute later, as Kore.ai's newer
+/// notifications tell it: the two bodies, in order.
+fn rung(id: &str, at: DateTime<Utc>, ring_ms: i64) -> [String; 2] {
+    let connect = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let end = (at + TimeDelta::seconds(60))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    [
+        json!({"conversationId": id, "status": "Answered", "reasonCode": "OK",
+               "callconnecttime": connect, "ringDurationInMS": ring_ms})
+        .to_string(),
+        json!({"conversationId": id, "status": "completed", "reasonCode": "caller-disconnected",
+               "callDuration": 60, "machineDetection": "amd_human_detected",
+               "callconnecttime": connect, "callDisconnectTime": end,
+               "ringDurationInMS": ring_ms})
+        .to_string(),
+    ]
+}
+
+async fn post_rung(app: &TestApp, prefix: &str, at: DateTime<Utc>) {
+    for (i, ring_ms) in [4_200, 7_750].into_iter().enumerate() {
+        for body in rung(&format!("{prefix}-rung-{i}"), at, ring_ms) {
+            let response = app.notify(body).await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+}
+
 /// `(result, conversation_id)` of every delivery, newest first.
 async fn deliveries(app: &TestApp) -> Vec<(String, Option<String>)> {
     let page = json_of(app, "/v1/deliveries?limit=500").await;
@@ -74,21 +102,25 @@ async fn a_start_deletes_old_calls_and_the_statistics_forget_them(backend: Backe
     let new = named("new", 33, now - TimeDelta::days(2));
     let app = spawn_ready(test_settings(&db.url)).await;
     post_all(&app, &old).await;
+    post_rung(&app, "old", now - TimeDelta::days(200)).await;
     let again = app.notify(old[1].notifications()[0].to_string()).await;
     assert_eq!(again.status(), 200);
     post_kept(&app, &new).await;
+    post_rung(&app, "new", now - TimeDelta::days(2)).await;
     app.stop().await;
     let never_held = spawn_ready(test_settings(&reference.url)).await;
     post_kept(&never_held, &new).await;
+    post_rung(&never_held, "new", now - TimeDelta::days(2)).await;
 
     let mut settings = test_settings(&db.url);
     settings.retention.days = Some(30);
     settings.retention.batch_size = 7;
     settings.metrics.public = true;
     let app = spawn_ready(settings).await;
-    let old_notifications: usize = old.iter().map(|s| s.notifications().len()).sum();
+    // The seeds' notifications and the two rung calls' four.
+    let old_notifications: usize = old.iter().map(|s| s.notifications().len()).sum::<usize>() + 4;
     let expected = [
-        r#"calltrail_retention_deleted_total{kind="calls"} 33"#.to_owned(),
+        r#"calltrail_retention_deleted_total{kind="calls"} 35"#.to_owned(),
         format!(r#"calltrail_retention_deleted_total{{kind="events"}} {old_notifications}"#),
         format!(
             r#"calltrail_retention_deleted_total{{kind="deliveries"}} {}"#,
@@ -124,6 +156,7 @@ async fn a_start_deletes_old_calls_and_the_statistics_forget_them(backend: Backe
         .collect();
     ids.sort_unstable();
     let mut expected_ids: Vec<&str> = new.iter().map(|s| s.id.as_str()).collect();
+    expected_ids.extend(["new-rung-0", "new-rung-1"]);
     expected_ids.sort_unstable();
     assert_eq!(ids, expected_ids);
     assert_eq!(deliveries(&app).await, deliveries(&never_held).await);
@@ -146,6 +179,10 @@ async fn a_start_deletes_old_calls_and_the_statistics_forget_them(backend: Backe
             "{query}"
         );
     }
+    // The time to answer is that of the two kept rung calls alone.
+    let stats = json_of(&app, "/v1/stats").await;
+    assert_eq!(stats["time_to_answer"]["calls"], 2, "{stats}");
+    assert_eq!(stats["time_to_answer"]["p99_ms"], 7_800, "{stats}");
     assert_counts_match_calls(&db, &app).await;
     app.stop().await;
     never_held.stop().await;
