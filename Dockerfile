@@ -30,6 +30,7 @@ COPY --from=builder --chown=65532:65532 /data /data
 VOLUME ["/data"]
 ENV CALLTRAIL__SERVER__BIND=0.0.0.0:8080 \
     CALLTRAIL__DATABASE__URL=sqlite:///data/calltrail.db \
+    CALLTRAIL__SPOOL__PATH=/data/calltrail-spool.db \
     CALLTRAIL__LOG__FORMAT=json
 USER 65532:65532
 EXPOSE 8080

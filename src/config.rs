@@ -19,6 +19,7 @@ use crate::ingest::{self, GroupCommitSettings};
 use crate::metrics::MetricsSettings;
 use crate::notification::{DateOrder, NormalizeSettings};
 pub use crate::retention::RetentionSettings;
+use crate::spool::SpoolConfig;
 pub use crate::telemetry::{LogFormat, LogSettings};
 
 /// The file read when no `--config` / `CALLTRAIL_CONFIG` is given, if it exists.
@@ -46,6 +47,7 @@ pub struct Settings {
     pub jambonz: JambonzSettings,
     pub twilio: TwilioSettings,
     pub retention: RetentionSettings,
+    pub spool: SpoolConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,6 +329,9 @@ impl Settings {
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         self.dialout
             .validate(self.server.bind)
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        self.spool
+            .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", &format!("not a valid filter directive: {err}"));

@@ -7,7 +7,7 @@ mod group_commit;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 pub use group_commit::{GroupCommitSettings, Writer};
 
@@ -128,22 +128,74 @@ impl Ingest {
     /// Records one body, received now, together with whatever other bodies are waiting
     /// (group commit) when this pipeline has a writer, else as [`Ingest::ingest`]. Returns
     /// after the commit that holds it; a full queue is refused at once.
-    #[tracing::instrument(skip_all, fields(bytes = body.len()))]
     pub async fn submit(
         &self,
         body: Bytes,
         content_type: Option<&str>,
     ) -> Result<Ingested, IngestError> {
+        self.submit_received(Utc::now(), body, content_type).await
+    }
+
+    /// [`Ingest::submit`] for a body received at `received_at`.
+    #[tracing::instrument(skip_all, fields(bytes = body.len()))]
+    pub async fn submit_received(
+        &self,
+        received_at: DateTime<Utc>,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<Ingested, IngestError> {
+        let parsed = self.parse(&body);
         let Some(queue) = &self.queue else {
-            return self
-                .ingest(&body, content_type)
+            let delivery = NewDelivery {
+                received_at,
+                source: self.format,
+                content_type,
+                body: &body,
+            };
+            let recorded = self
+                .store
+                .record(delivery, &parsed)
                 .await
-                .map_err(|err| IngestError::Store(Arc::new(err)));
+                .map_err(|err| IngestError::Store(Arc::new(err)))?;
+            return Ok(Ingested { recorded, parsed });
         };
-        let received_at = Utc::now();
-        let parsed = self.format.parse(&body, &self.settings);
         queue
             .submit(received_at, self.format, content_type, body, parsed)
             .await
+    }
+
+    /// Records bodies received earlier (replayed from the spool) in one transaction, each
+    /// with its own received time, through the same parsing, deduplication and folding as
+    /// [`Ingest::submit`], each read by its own source's normalizer. Returns after the
+    /// commit is on disk, in the order given; the calls it ended are counted in `metrics`,
+    /// as the group-commit writer counts them.
+    #[tracing::instrument(skip_all, fields(bodies = deliveries.len()))]
+    pub async fn record_received(
+        &self,
+        deliveries: &[NewDelivery<'_>],
+        metrics: &Metrics,
+    ) -> store::Result<Vec<Recorded>> {
+        let parsed: Vec<_> = deliveries
+            .iter()
+            .map(|d| d.source.parse(d.body, &self.settings))
+            .collect();
+        let pending: Vec<store::Pending<'_>> = deliveries
+            .iter()
+            .zip(&parsed)
+            .map(|(delivery, parsed)| store::Pending {
+                delivery: *delivery,
+                parsed,
+            })
+            .collect();
+        let committed = self.store.commit_batch(&pending).await?;
+        let ended = committed.ended().to_vec();
+        let recorded = committed.durable().await?;
+        group_commit::count_ended(metrics, &ended);
+        Ok(recorded)
+    }
+
+    /// What this pipeline makes of a body (pure).
+    pub fn parse(&self, body: &[u8]) -> Result<Notification, Rejection> {
+        self.format.parse(body, &self.settings)
     }
 }

@@ -15,6 +15,7 @@ pub mod notification;
 pub mod reprocess;
 pub mod retention;
 pub mod sim;
+pub mod spool;
 pub mod startup;
 pub mod stats;
 pub mod store;

@@ -29,7 +29,7 @@ pub struct MetricsSettings {
 
 /// Notifications received, by `source` and `result`.
 pub const NOTIFICATIONS: &str = "calltrail_notifications_total";
-/// Request in to answer, for the bodies that reached the store, by `source`.
+/// Request in to answer, for the bodies that reached the store or the spool, by `source`.
 pub const INGEST_DURATION: &str = "calltrail_ingest_duration_seconds";
 /// Bodies per group commit.
 pub const BATCH_SIZE: &str = "calltrail_ingest_batch_size";
@@ -53,6 +53,18 @@ pub const HTTP_CONNECTIONS_MAX: &str = "calltrail_http_connections_max";
 pub const HTTP_TIMEOUTS: &str = "calltrail_http_connection_timeouts_total";
 /// Calls that reached a terminal state, by `source` and `outcome`.
 pub const CALLS_ENDED: &str = "calltrail_calls_ended_total";
+/// Notifications in the spool, waiting to be replayed (sampled when scraped).
+pub const SPOOL_RECORDS: &str = "calltrail_spool_records";
+/// The bytes they take, counted against `spool.max_bytes` (sampled when scraped).
+pub const SPOOL_BYTES: &str = "calltrail_spool_bytes";
+/// `spool.max_bytes`.
+pub const SPOOL_MAX_BYTES: &str = "calltrail_spool_max_bytes";
+/// Age of the oldest spooled notification, 0 when the spool is empty (sampled when scraped).
+pub const SPOOL_OLDEST_AGE: &str = "calltrail_spool_oldest_age_seconds";
+/// Spooled notifications replayed into the store, by `source` and `result`.
+pub const SPOOL_REPLAYED: &str = "calltrail_spool_replayed_total";
+/// Notifications the spool refused, by `source` and `reason` (`full`, `unwritable`).
+pub const SPOOL_WRITE_FAILURES: &str = "calltrail_spool_write_failures_total";
 /// Dial-outs, by `result`.
 pub const DIALOUTS: &str = "calltrail_dialouts_total";
 /// Rows deleted by retention, by `kind` (`calls`, `events`, `deliveries`, `dialouts`,
@@ -75,13 +87,13 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         NOTIFICATIONS,
         Kind::Counter,
         None,
-        "Notifications received, by source and result (accepted, duplicate, rejected, unauthorized, bad_signature, too_large, timeout, overloaded, unavailable, error).",
+        "Notifications received, by source and result (accepted, duplicate, rejected, spooled, unauthorized, bad_signature, too_large, timeout, overloaded, unavailable, error).",
     ),
     (
         INGEST_DURATION,
         Kind::Histogram,
         Some(Unit::Seconds),
-        "Time from a notification's request to its answer, for the bodies that reached the store.",
+        "Time from a notification's request to its answer, for the bodies that reached the store or the spool.",
     ),
     (
         BATCH_SIZE,
@@ -148,6 +160,42 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Calls that reached a terminal state (completed or failed), by source and the outcome they had then; each call once.",
+    ),
+    (
+        SPOOL_RECORDS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Notifications in the spool, waiting to be replayed into the database.",
+    ),
+    (
+        SPOOL_BYTES,
+        Kind::Gauge,
+        Some(Unit::Bytes),
+        "Bytes the spooled notifications take, counted against spool.max_bytes.",
+    ),
+    (
+        SPOOL_MAX_BYTES,
+        Kind::Gauge,
+        Some(Unit::Bytes),
+        "The most bytes the spool takes before 503 (spool.max_bytes).",
+    ),
+    (
+        SPOOL_OLDEST_AGE,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "Seconds since the oldest spooled notification was received; 0 when the spool is empty.",
+    ),
+    (
+        SPOOL_REPLAYED,
+        Kind::Counter,
+        None,
+        "Spooled notifications replayed into the database, by source and result (accepted, duplicate, rejected, already_stored).",
+    ),
+    (
+        SPOOL_WRITE_FAILURES,
+        Kind::Counter,
+        None,
+        "Notifications the spool could not take, by source and reason (full, unwritable); each was answered 503.",
     ),
     (
         DIALOUTS,

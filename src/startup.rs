@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, UPKEEP_EVERY};
 use crate::notification::Format;
 use crate::reprocess::Reprocessor;
 use crate::retention::{Retention, RetentionSettings};
+use crate::spool::{Intake, Spool};
 use crate::store::Store;
 
 /// How long shutdown waits for the group-commit writer once every request is answered.
@@ -82,8 +83,29 @@ impl Application {
                 (None, false) => MetricsRoute::Protected,
             },
         };
+        let readiness = Readiness::default();
+        let spool_settings = settings.spool.settings(matches!(store, Store::Postgres(_)));
+        let spool = if spool_settings.enabled {
+            Some(
+                Spool::open(&spool_settings.path, spool_settings.max_bytes)
+                    .context("cannot start the spool's thread")?,
+            )
+        } else {
+            tracing::info!(
+                "spool.enabled is off: notifications the database cannot take are answered 503"
+            );
+            None
+        };
+        let intake = Intake::new(
+            ingest.clone(),
+            spool,
+            readiness.subscribe(),
+            spool_settings.commit_timeout,
+            metrics.clone(),
+        );
         let state = AppState {
             ingest,
+            intake,
             store: store.clone(),
             notify: NotifyGuard {
                 tokens: Secrets::new(&settings.notify.tokens),
@@ -94,7 +116,7 @@ impl Application {
                 bad_signatures: Arc::default(),
             },
             api_keys: Secrets::new(&settings.api.keys),
-            readiness: Readiness::default(),
+            readiness,
             reprocessor: Reprocessor::new(store.clone(), settings.notify.normalize_settings()),
             dialer: Dialer::new(
                 store,
@@ -166,6 +188,7 @@ impl Application {
             "calltrail listening"
         );
         let upkeep = tokio::spawn(upkeep(self.state.metrics.clone()));
+        let replay = crate::spool::start_replay(&self.state.intake, store.clone());
         // Both listeners stop on the one signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let metrics_server = self.metrics_listener.map(|listener| {
@@ -191,6 +214,11 @@ impl Application {
         }
         served.context("server failed")?;
         upkeep.abort();
+        // What the replay did not finish stays in the spool for the next run.
+        if let Some(replay) = replay {
+            replay.abort();
+            let _ = replay.await;
+        }
         // Every request has been answered, so the queue is empty and its senders are gone;
         // the writer ends by itself.
         if !self.writer.finish(WRITER_DRAIN_TIMEOUT).await {

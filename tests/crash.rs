@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::proxy::{Proxy, url_parts};
 use support::{Backend, TestDb, both_stores};
 
 both_stores!(sigkill_under_load_loses_no_answered_notification);
@@ -28,8 +29,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The binary, on `database_url`, listening on `bind`, with a clean environment.
-fn start(database_url: &str, bind: &str) -> Child {
+/// The binary, on `database_url`, listening on `bind`, its spool in `spool_dir` (on where
+/// that is the default: PostgreSQL), with a clean environment.
+fn start(database_url: &str, bind: &str, spool_dir: &std::path::Path) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calltrail"));
     for (key, _) in std::env::vars() {
         if key.starts_with("CALLTRAIL_") {
@@ -41,6 +43,7 @@ fn start(database_url: &str, bind: &str) -> Child {
         .env("DATABASE_URL", database_url)
         .env("CALLTRAIL__SERVER__BIND", bind)
         .env("CALLTRAIL__LOG__LEVEL", "warn")
+        .env("CALLTRAIL__SPOOL__PATH", spool_dir.join("spool.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -70,22 +73,16 @@ async fn sigkill_under_load_loses_no_answered_notification(backend: Backend) {
     db.store().await.close().await; // migrated before the binary starts
     let bind = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{bind}");
-    let mut server = start(&db.url, &bind);
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut server = start(&db.url, &bind, spool_dir.path());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
-            if response.status() == 200 {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "calltrail became ready");
+    wait_for(&client, &base, "the database", |r| {
+        r["accepting"] == "database"
+    })
+    .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = tokio::task::JoinSet::new();
@@ -127,6 +124,9 @@ async fn sigkill_under_load_loses_no_answered_notification(backend: Backend) {
     );
     let store = db.store().await;
     for (body, receipt) in &answered {
+        if receipt["result"] == "spooled" {
+            continue; // in the spool, replayed by the next run (see the test below)
+        }
         let delivery_id = receipt["delivery_id"].as_i64().unwrap();
         let event_id = receipt["event_id"].as_i64().unwrap();
         let delivery = store
@@ -150,4 +150,123 @@ async fn sigkill_under_load_loses_no_answered_notification(backend: Backend) {
         assert_eq!(Some(call), calltrail::call::fold(&records));
     }
     store.close().await;
+}
+
+/// `/readyz` as JSON once it answers 200 and `ready` holds for it (at most ~20 s).
+async fn wait_for(
+    client: &reqwest::Client,
+    base: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..400 {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+            if response.status() == 200 {
+                let body: Value = response.json().await.unwrap();
+                if ready(&body) {
+                    return body;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("calltrail never got to: {what}");
+}
+
+/// Notifications spooled while PostgreSQL is cut off; calltrail killed with SIGKILL with
+/// them in the spool, started again, and killed again just after the database is back (in
+/// the middle of the replay, or about); started once more: every one is stored, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_spooled_replays_every_notification_once() {
+    const NOTIFICATIONS: usize = 600;
+    const SENDERS: usize = 8;
+    let Some(db) = TestDb::new(Backend::Postgres, "sigkill_while_spooled").await else {
+        return;
+    };
+    db.store().await.close().await;
+    let mut url = url_parts(&db.url);
+    let mut proxy = Proxy::start(url.addr).await;
+    url.addr = proxy.listen;
+    let url = url.to_string();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{bind}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut server = start(&url, &bind, spool_dir.path());
+    wait_for(&client, &base, "the database", |r| {
+        r["accepting"] == "database"
+    })
+    .await;
+
+    proxy.cut();
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..SENDERS {
+        let (client, url) = (client.clone(), format!("{base}/notify"));
+        senders.spawn(async move {
+            let mut answers = Vec::new();
+            for post in (sender..NOTIFICATIONS).step_by(SENDERS) {
+                let body = body(sender, post);
+                let response = client.post(&url).body(body.clone()).send().await.unwrap();
+                let status = response.status().as_u16();
+                let receipt: Value = response.json().await.unwrap();
+                answers.push((body, status, receipt));
+            }
+            answers
+        });
+    }
+    let answers: Vec<(String, u16, Value)> =
+        senders.join_all().await.into_iter().flatten().collect();
+    server.kill().expect("SIGKILL calltrail");
+    server.wait().unwrap();
+    let mut server = start(&url, &bind, spool_dir.path());
+    let restarted = wait_for(&client, &base, "the spool", |r| r["accepting"] == "spool").await;
+    proxy.restore().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.kill().expect("SIGKILL calltrail again");
+    server.wait().unwrap();
+    let mut server = start(&url, &bind, spool_dir.path());
+    wait_for(&client, &base, "an empty spool", |r| {
+        r["accepting"] == "database" && r["spool"]["depth"] == 0
+    })
+    .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    for (body, status, receipt) in &answers {
+        assert_eq!(*status, 200, "{body}: {receipt}");
+        assert_eq!(receipt["result"], "spooled", "{receipt}");
+    }
+    assert_eq!(restarted["spool"]["depth"], answers.len());
+    let store = db.store().await;
+    let mut connection = store_connection(&db.url).await;
+    let stored: Vec<(Vec<u8>, bool)> =
+        sqlx::query_as("select body, spooled_at is not null from deliveries order by id")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    let mut bodies: Vec<&[u8]> = stored.iter().map(|(body, _)| body.as_slice()).collect();
+    bodies.sort();
+    let mut sent: Vec<&[u8]> = answers.iter().map(|(body, ..)| body.as_bytes()).collect();
+    sent.sort();
+    assert_eq!(
+        bodies, sent,
+        "every spooled notification stored exactly once"
+    );
+    assert!(stored.iter().all(|(_, spooled)| *spooled));
+    for (body, ..) in answers.iter().take(20) {
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        let id = parsed["conversationId"].as_str().unwrap();
+        let (call, events) = store.call(id).await.unwrap().unwrap();
+        let records: Vec<_> = events.into_iter().map(|e| e.recorded).collect();
+        assert_eq!(Some(call), calltrail::call::fold(&records));
+    }
+    store.close().await;
+}
+
+async fn store_connection(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.unwrap()
 }

@@ -70,6 +70,8 @@ async fn export_streams_with_flat_memory(backend: Backend) {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
     settings.database.url = db.url.clone();
+    // `/readyz` then answers 200 only once the database is ready.
+    settings.spool.enabled = Some(false);
     let app = Application::build(&settings).await.unwrap();
     let url = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -54,6 +54,10 @@ pub struct DeliveryView {
     pub conversation_id: Option<String>,
     /// The event this delivery stored, or duplicated.
     pub event_id: Option<i64>,
+    /// When the body was synced to calltrail's local spool, for a delivery that arrived
+    /// while the database was away and was replayed from the spool (`received_at` is when
+    /// it arrived); else null.
+    pub spooled_at: Option<DateTime<Utc>>,
 }
 
 impl From<Delivery> for DeliveryView {
@@ -82,6 +86,7 @@ impl From<Delivery> for DeliveryView {
             errors: d.errors,
             conversation_id: d.conversation_id,
             event_id: d.event_id,
+            spooled_at: d.spooled_at,
         }
     }
 }

@@ -133,6 +133,23 @@ impl ApiError {
         }
     }
 
+    /// The answer for a body that is kept, to be stored as a rejected delivery, but has no
+    /// delivery yet (it is in the spool).
+    pub fn rejected_unstored(rejection: Rejection) -> Self {
+        match Self::rejected(rejection, 0) {
+            ApiError::Malformed { detail, .. } => ApiError::Malformed {
+                detail,
+                delivery_id: None,
+            },
+            ApiError::Invalid { detail, errors, .. } => ApiError::Invalid {
+                detail,
+                errors,
+                delivery_id: None,
+            },
+            other => other,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,

@@ -18,7 +18,8 @@ use super::connection::OpenConnections;
 use super::openapi::Routes;
 use super::openapi::responses::Unauthorized;
 use crate::metrics::{
-    HTTP_CONNECTIONS, HTTP_CONNECTIONS_MAX, Metrics, QUEUE_CAPACITY, QUEUE_DEPTH, method_label,
+    HTTP_CONNECTIONS, HTTP_CONNECTIONS_MAX, Metrics, QUEUE_CAPACITY, QUEUE_DEPTH, SPOOL_BYTES,
+    SPOOL_MAX_BYTES, SPOOL_OLDEST_AGE, SPOOL_RECORDS, method_label,
 };
 
 /// The content type of the Prometheus text format.
@@ -57,6 +58,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some((depth, capacity)) = state.ingest.queue_depth() {
         metrics.set(QUEUE_DEPTH, &[], depth as f64);
         metrics.set(QUEUE_CAPACITY, &[], capacity as f64);
+    }
+    if let Some(spool) = state.intake.spool() {
+        let depth = spool.depth();
+        metrics.set(SPOOL_RECORDS, &[], depth.records as f64);
+        metrics.set(SPOOL_BYTES, &[], depth.bytes as f64);
+        metrics.set(SPOOL_MAX_BYTES, &[], spool.max_bytes() as f64);
+        let age = depth.oldest.map_or(0.0, |at| {
+            (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics.set(SPOOL_OLDEST_AGE, &[], age);
     }
     if let Some(connections) = connections {
         metrics.set(HTTP_CONNECTIONS, &[], connections.open() as f64);

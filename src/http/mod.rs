@@ -34,6 +34,7 @@ use crate::dialer::Dialer;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::reprocess::Reprocessor;
+use crate::spool::Intake;
 use crate::store::Store;
 use auth::Secrets;
 use health::Readiness;
@@ -57,6 +58,8 @@ pub struct NotifyGuard {
 #[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub ingest: Ingest,
+    /// The store with the spool behind it: where `/notify` hands its bodies.
+    pub intake: Intake,
     pub store: Store,
     pub notify: NotifyGuard,
     pub api_keys: Secrets,

@@ -16,17 +16,17 @@ use utoipa_axum::routes;
 use super::auth::{header_value, presented};
 use super::error::{ApiError, DisplayChain, Result};
 use super::extract::Path;
-use super::health::Readiness;
 use super::openapi::Routes;
 use super::openapi::responses::{
     BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, NotifyUnauthorized,
     Unavailable,
 };
 use super::openapi::schema::GatewayNotification;
-use super::receipt::{Receipt, answer};
+use super::receipt::{Receipt, answer, spooled};
 use super::{AppState, NotifyGuard};
-use crate::ingest::{Ingest, IngestError, Ingested};
+use crate::ingest::{IngestError, Ingested};
 use crate::notification::{Format, Rejection};
+use crate::spool::{Intake, IntakeError, Received};
 use crate::store::Recorded;
 
 /// The header a dial-out can ask the gateway to send through `notifyHeaders`.
@@ -44,6 +44,8 @@ pub fn router() -> Routes {
 /// within the size limit is stored as a delivery, the rejected ones too; `200` is sent only
 /// once the delivery and its event are durably committed. The same notification again (same
 /// `conversationId`, same JSON content) is a `duplicate`: a new delivery, no second event.
+/// While the database cannot take it, the body is synced to a local spool instead and
+/// answered `spooled`; it is stored, with its received time, once the database is back.
 #[utoipa::path(
     post,
     path = "/notify",
@@ -58,7 +60,7 @@ pub fn router() -> Routes {
         description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`; required when `notify.signing_secrets` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
         (status = 400, response = BadRequest),
         (status = 401, response = NotifyUnauthorized),
         (status = 408, response = BodyTimeout),
@@ -108,7 +110,7 @@ pub(super) fn query_tokens(query: Option<&str>) -> Vec<String> {
     ),
     security(()),
     responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
+        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
         (status = 400, response = BadRequest),
         (status = 401, response = NotifyUnauthorized),
         (status = 408, response = BodyTimeout),
@@ -163,8 +165,9 @@ pub(super) async fn receive(
 ) -> Result<Json<Receipt>> {
     let started = Instant::now();
     let source = request.format.source();
-    let answer = receive_counted(&state, request, body).await;
-    let (result, stored) = result_label(&answer);
+    let mut spooled = false;
+    let answer = receive_counted(&state, request, body, &mut spooled).await;
+    let (result, stored) = result_label(&answer, spooled);
     state
         .metrics
         .notification(source, result, stored.then(|| started.elapsed()));
@@ -172,11 +175,13 @@ pub(super) async fn receive(
 }
 
 /// Token, then the body within its limit, then the source's signature over the raw bytes,
-/// then the pipeline for the source's format.
+/// then the intake (the store, or the spool behind it) for the source's format; `spooled`
+/// is set when the body went to the spool.
 async fn receive_counted(
     state: &AppState,
     request: Request<'_>,
     body: Body,
+    spooled: &mut bool,
 ) -> Result<Json<Receipt>> {
     let Request {
         format,
@@ -189,8 +194,7 @@ async fn receive_counted(
     let body = read_limited(body, &headers, guard.max_body_bytes, guard.body_timeout).await?;
     verify_signature(guard, format, &headers, uri, &body)?;
     let content_type = header_value(&headers, header::CONTENT_TYPE.as_str());
-    let pipeline = state.ingest.with_format(format);
-    ingest(&pipeline, &state.readiness, body, content_type).await
+    ingest(&state.intake, format, body, content_type, spooled).await
 }
 
 /// A configured source's signature must match; the body is then not stored at all.
@@ -217,8 +221,12 @@ fn verify_signature(
 }
 
 /// The `result` label of an answer (docs/operations.md#metrics), and whether its body was
-/// recorded as a delivery.
-fn result_label(answer: &Result<Json<Receipt>>) -> (&'static str, bool) {
+/// recorded, as a delivery or in the spool (a body the spool took is `spooled`, also one
+/// answered `400`/`422` that its replay will store as rejected).
+fn result_label(answer: &Result<Json<Receipt>>, spooled: bool) -> (&'static str, bool) {
+    if spooled {
+        return ("spooled", true);
+    }
     match answer {
         Ok(Json(receipt)) => (receipt.result, true),
         Err(
@@ -328,15 +336,33 @@ async fn drain(mut body: Body) {
 }
 
 async fn ingest(
-    pipeline: &Ingest,
-    readiness: &Readiness,
+    intake: &Intake,
+    format: Format,
     body: Bytes,
     content_type: Option<&str>,
+    was_spooled: &mut bool,
 ) -> Result<Json<Receipt>> {
-    readiness.check()?;
-    let Ingested { recorded, parsed } = pipeline.submit(body, content_type).await?;
-    log_recorded(&recorded, &parsed);
-    answer(recorded, parsed)
+    match intake.receive(format, body, content_type).await? {
+        Received::Stored(Ingested { recorded, parsed }) => {
+            log_recorded(&recorded, &parsed);
+            answer(recorded, parsed)
+        }
+        Received::Spooled { spool_id, parsed } => {
+            *was_spooled = true;
+            spooled(spool_id, parsed)
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> Self {
+        match err {
+            IntakeError::Store(err) => err.into(),
+            IntakeError::NotReady => ApiError::Unavailable,
+            // Logged loudly where it happened.
+            IntakeError::Spool(_) => ApiError::Unavailable,
+        }
+    }
 }
 
 impl From<IngestError> for ApiError {

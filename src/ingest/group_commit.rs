@@ -305,7 +305,7 @@ impl Answers {
 }
 
 /// Counts the calls a commit ended, by source and outcome.
-fn count_ended(metrics: &Metrics, ended: &[Ended]) {
+pub(super) fn count_ended(metrics: &Metrics, ended: &[Ended]) {
     for call in ended {
         metrics.add(
             CALLS_ENDED,

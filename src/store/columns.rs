@@ -65,10 +65,19 @@ columns! {
 pub const CALL_BOOKKEEPING: &str = "updated_at";
 
 columns! {
+    /// The columns of a delivery as the batch writers write it, in the order they bind them
+    /// (the row's `id` aside, and `spooled_at`, which a replay from the spool sets after).
+    DELIVERY_FIELDS, DELIVERY_FIELD_LIST: [
+        "received_at", "content_type", "body", "result", "error", "errors",
+        "conversation_id", "event_id", "source",
+    ]
+}
+
+columns! {
     /// The columns of a delivery, in the order `DeliveryRow` reads them.
     DELIVERY_COLUMNS, DELIVERY_COLUMN_LIST: [
         "id", "received_at", "content_type", "body", "result", "error", "errors",
-        "conversation_id", "event_id", "source",
+        "conversation_id", "event_id", "source", "spooled_at",
     ]
 }
 
@@ -147,5 +156,13 @@ mod tests {
             &EVENT_NORMALIZED_LIST[before..]
         );
         assert_eq!(EVENT_COLUMNS, EVENT_COLUMN_LIST.join(", "));
+    }
+
+    #[test]
+    fn a_delivery_is_written_as_its_fields_and_read_with_its_id_and_spooled_time() {
+        assert_eq!(DELIVERY_COLUMN_LIST[0], "id");
+        let read = &DELIVERY_COLUMN_LIST[1..DELIVERY_COLUMN_LIST.len() - 1];
+        assert_eq!(read, DELIVERY_FIELD_LIST);
+        assert_eq!(DELIVERY_COLUMN_LIST.last(), Some(&"spooled_at"));
     }
 }

@@ -18,6 +18,7 @@ mod reprocess;
 mod retention;
 mod rollup;
 mod rows;
+mod spooled;
 pub mod sql;
 mod sqlite;
 mod statistics;
@@ -31,6 +32,7 @@ use crate::notification::{FieldError, Format, Notification, Rejection};
 pub use batch::{Committed, Pending};
 pub use error::StoreError;
 pub use retention::Purged;
+pub use spooled::StoredBody;
 
 /// The most group-commit writers one store serves at once: PostgreSQL keeps a connection
 /// for each.
@@ -111,6 +113,9 @@ pub struct Delivery {
     pub errors: Vec<FieldError>,
     pub conversation_id: Option<String>,
     pub event_id: Option<i64>,
+    /// When it was synced to the spool, for a delivery replayed from it (the database was
+    /// away when it arrived).
+    pub spooled_at: Option<DateTime<Utc>>,
 }
 
 /// A stored event with the JSON object it came from.

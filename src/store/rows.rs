@@ -216,6 +216,7 @@ pub(super) struct DeliveryRow {
     pub conversation_id: Option<String>,
     pub event_id: Option<i64>,
     pub source: String,
+    pub spooled_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<DeliveryRow> for Delivery {
@@ -233,6 +234,7 @@ impl TryFrom<DeliveryRow> for Delivery {
             errors: row.errors.map(|errors| errors.0).unwrap_or_default(),
             conversation_id: row.conversation_id,
             event_id: row.event_id,
+            spooled_at: row.spooled_at,
         })
     }
 }

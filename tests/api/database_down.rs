@@ -1,65 +1,15 @@
 //! When the database cannot be reached: 503 with Retry-After, nothing half-written, and
 //! recovery without a restart.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 use crate::helpers::{
     TestApp, assert_problem, fixture, fresh_db, spawn, spawn_ready, test_settings,
 };
 use crate::support::Backend;
-
-/// A TCP proxy in front of PostgreSQL that the test can cut and restore, standing in for
-/// a database server that goes away.
-struct Proxy {
-    listen: SocketAddr,
-    upstream: SocketAddr,
-    tasks: JoinSet<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut proxy = Proxy {
-            listen: listener.local_addr().unwrap(),
-            upstream,
-            tasks: JoinSet::new(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let upstream = self.upstream;
-        self.tasks.spawn(async move {
-            let mut connections = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-    }
-
-    /// Closes every connection and refuses new ones.
-    fn cut(&mut self) {
-        self.tasks.abort_all();
-    }
-
-    async fn restore(&mut self) {
-        while self.tasks.join_next().await.is_some() {}
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .expect("rebind the proxy port");
-        self.serve(listener);
-    }
-}
+use crate::support::proxy::{Proxy, url_parts};
 
 async fn assert_unavailable(app: &TestApp, body: &str) {
     let readyz = app.get("/readyz").await;
@@ -126,44 +76,6 @@ async fn a_database_that_goes_away_and_comes_back() {
         "nothing of the refused notification was written"
     );
     app.stop().await;
-}
-
-/// A PostgreSQL URL split around its host and port.
-struct UrlParts {
-    prefix: String,
-    addr: SocketAddr,
-    suffix: String,
-}
-
-fn url_parts(url: &str) -> UrlParts {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hostport) = authority
-        .rsplit_once('@')
-        .map_or(("", authority), |(u, h)| (u, h));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let hostport = hostport.replace("localhost", "127.0.0.1");
-    UrlParts {
-        prefix: if userinfo.is_empty() {
-            format!("{scheme}://")
-        } else {
-            format!("{scheme}://{userinfo}@")
-        },
-        addr: hostport
-            .parse()
-            .expect("DATABASE_URL host must be an IP address or localhost"),
-        suffix: format!("/{path}"),
-    }
-}
-
-impl std::fmt::Display for UrlParts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.prefix, self.addr, self.suffix)
-    }
 }
 
 /// Pooled connections are not pinged when reused at once (the writer takes one per batch),

@@ -43,6 +43,15 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
     settings.database.url = database_url.to_owned();
     settings.database.max_connections = 5;
+    // Tests of the spool turn it on, each with a file of its own (`with_spool`).
+    settings.spool.enabled = Some(false);
+    settings
+}
+
+/// `settings` with the spool on, its file in `dir`.
+pub fn with_spool(mut settings: Settings, dir: &std::path::Path) -> Settings {
+    settings.spool.enabled = Some(true);
+    settings.spool.path = dir.join("spool.db");
     settings
 }
 
@@ -85,10 +94,14 @@ pub async fn spawn(settings: Settings) -> TestApp {
 }
 
 impl TestApp {
-    /// Polls `/readyz` until it answers 200 (at most ~10 s).
+    /// Polls `/readyz` until it answers 200 with notifications going to the database (at
+    /// most ~10 s).
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
-            if self.get("/readyz").await.status() == 200 {
+            let response = self.get("/readyz").await;
+            if response.status() == 200
+                && response.json::<Value>().await.unwrap()["accepting"] == "database"
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

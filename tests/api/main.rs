@@ -29,4 +29,6 @@ mod signatures;
 mod simulator;
 mod slow_clients;
 mod sources;
+mod spool;
+mod spool_sources;
 mod stats;

@@ -30,7 +30,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of the sample `name{labels}`, if the scrape has it.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     let series = if labels.is_empty() {
         name.to_owned()
     } else {

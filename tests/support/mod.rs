@@ -10,6 +10,8 @@
 
 use std::io::Write;
 
+pub mod proxy;
+
 use calltrail::store::Store;
 use sqlx::Connection;
 

@@ -21,9 +21,20 @@ fn one_of(values: &[&str]) -> ObjectBuilder {
 
 /// [`Receipt::result`](crate::http::receipt::Receipt).
 pub fn receipt_result() -> Object {
-    one_of(&["accepted", "duplicate"])
+    one_of(&["accepted", "duplicate", "spooled"])
         .description(Some(
-            "`accepted` for a new event, `duplicate` for one already stored.",
+            "`accepted` for a new event, `duplicate` for one already stored, `spooled` for one \
+             synced to the local spool while the database is away (stored when it is back).",
+        ))
+        .build()
+}
+
+/// Where `/readyz` says notifications go.
+pub fn accepting() -> Object {
+    one_of(&["database", "spool"])
+        .description(Some(
+            "`database`: committed to the database; `spool`: synced to the local spool while \
+             the database is away, or while the spool's backlog is replayed into it.",
         ))
         .build()
 }

@@ -17,7 +17,7 @@ use super::Item;
 use crate::call::{self, Call, Ended};
 use crate::notification::Notification;
 use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
-use crate::store::columns::{DELIVERY_COLUMN_LIST, EVENT_FIELD_LIST, EVENT_FIELDS};
+use crate::store::columns::{DELIVERY_FIELD_LIST, DELIVERY_FIELDS, EVENT_FIELD_LIST, EVENT_FIELDS};
 use crate::store::rollup::Deltas;
 use crate::store::rows::{EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column};
 use crate::store::{Recorded, Result, StoreError};
@@ -85,11 +85,9 @@ static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
 
 /// Inserts a delivery, returning its id.
 static INSERT_DELIVERY: LazyLock<String> = LazyLock::new(|| {
-    let columns = &DELIVERY_COLUMN_LIST[1..];
     format!(
-        "insert into deliveries ({}) values ({}) returning id",
-        columns.join(", "),
-        params(columns.len())
+        "insert into deliveries ({DELIVERY_FIELDS}) values ({}) returning id",
+        params(DELIVERY_FIELD_LIST.len())
     )
 });
 

@@ -1,0 +1,4 @@
+-- A delivery replayed from calltrail's local spool (the database was away when it arrived)
+-- says when it was spooled (UTC text, as received_at); its received_at is still the time it
+-- arrived.
+alter table deliveries add column spooled_at text;
