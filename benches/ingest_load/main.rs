@@ -9,6 +9,7 @@
 mod cpu;
 mod load;
 mod notifications;
+mod outage;
 mod purge;
 
 use std::net::{SocketAddr, TcpListener};
@@ -76,6 +77,9 @@ fn options() -> anyhow::Result<Options> {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|arg| arg == "--outage") {
+        return outage::main();
+    }
     let options = options()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

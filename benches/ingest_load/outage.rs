@@ -5,14 +5,10 @@
 //! answers by status, p50/p99/max before, during and after the cut, the spool's depth over
 //! time and the time to drain it; checks that every `200` is in the database and that the
 //! call records equal those of the same notifications imported with no fault. Run it with
-//! `bench/outage.sh`, which documents the options. Loopback traffic only.
+//! `bench/outage.sh` (`cargo bench --bench ingest_load -- --outage [options]`), which documents
+//! the options. Loopback traffic only.
 
-#[allow(dead_code)]
-#[path = "../ingest_load/load.rs"]
-mod load;
-#[allow(dead_code)]
-#[path = "../ingest_load/notifications.rs"]
-mod notifications;
+use crate::{load, notifications};
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};
@@ -50,7 +46,7 @@ fn options() -> anyhow::Result<Options> {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         let seconds = |v: String| v.parse().map(Duration::from_secs_f64);
         match arg.as_str() {
-            "--bench" => {}
+            "--bench" | "--outage" => {}
             "--rate" => options.rate = value()?.parse()?,
             "--connections" => options.connections = value()?.parse()?,
             "--before" => options.before = seconds(value()?)?,
@@ -65,7 +61,8 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the outage benchmark (`--outage`) with the options that follow it.
+pub fn main() -> anyhow::Result<()> {
     let options = options()?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
