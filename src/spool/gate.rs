@@ -12,11 +12,16 @@ pub struct Gate {
     state: Mutex<State>,
     /// Woken when spooling starts.
     spooling_started: Notify,
+    /// Woken when spooling stops, for the requests held at a closed gate.
+    reopened: Notify,
 }
 
 #[derive(Debug, Default)]
 struct State {
     spooling: bool,
+    /// The replay is taking the last of the backlog: new requests wait a little for it to
+    /// finish instead of being spooled behind it.
+    closed: bool,
     /// Requests between deciding to spool and their record being counted in the spool.
     appending: usize,
     /// Requests writing to the store, and those writes themselves (a write outlives a
@@ -28,6 +33,9 @@ struct State {
 pub enum Route {
     Store(Direct),
     Spool(Appending),
+    /// The gate is closed while the replay takes the last of the backlog: wait for it
+    /// ([`Gate::reopened`]), then ask again.
+    Wait,
 }
 
 /// Counts a request (or its write) on its way to the store until dropped.
@@ -52,9 +60,13 @@ impl Gate {
     }
 
     /// The way for a new request: the spool while spooling or while the store is not
-    /// ready (which starts spooling), else the store.
-    pub fn route(self: &Arc<Self>, store_ready: bool) -> Route {
+    /// ready (which starts spooling), else the store; [`Route::Wait`] while the gate is
+    /// closed, if `may_wait`.
+    pub fn route(self: &Arc<Self>, store_ready: bool, may_wait: bool) -> Route {
         let mut state = self.state();
+        if state.spooling && state.closed && may_wait && store_ready {
+            return Route::Wait;
+        }
         if state.spooling || !store_ready {
             let started = !state.spooling;
             state.spooling = true;
@@ -99,15 +111,42 @@ impl Gate {
         self.state().direct
     }
 
+    /// Closes the gate: what is left of the backlog is about to be replayed, and new
+    /// requests wait for that instead of adding to it (docs/design.md#the-spool).
+    pub fn close(&self) {
+        self.state().closed = true;
+    }
+
+    /// Opens the gate again without leaving the spool (the replay failed).
+    pub fn open(&self) {
+        self.state().closed = false;
+        self.reopened.notify_waiters();
+    }
+
     /// Stops spooling if the spool is empty (`spooled` is its record count, read after
-    /// the last removal) and no request is on its way to it. True if it stopped.
+    /// the last removal) and no request is on its way to it, and lets the requests held
+    /// at the gate go to the store. True if it stopped.
     pub fn resume_direct(&self, spooled: impl FnOnce() -> u64) -> bool {
         let mut state = self.state();
         if state.appending == 0 && spooled() == 0 {
             state.spooling = false;
+            state.closed = false;
+            drop(state);
+            self.reopened.notify_waiters();
             true
         } else {
             false
+        }
+    }
+
+    /// Completes once the gate is open (at once if it is).
+    pub async fn reopened(&self) {
+        loop {
+            let notified = self.reopened.notified();
+            if !self.state().closed {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -142,31 +181,48 @@ mod tests {
     #[test]
     fn once_spooling_everything_is_spooled_until_the_spool_is_empty_and_nothing_is_on_its_way() {
         let gate = Arc::new(Gate::default());
-        let direct = match gate.route(true) {
+        let direct = match gate.route(true, true) {
             Route::Store(direct) => direct,
-            Route::Spool(_) => panic!("the store is ready and nothing is spooled"),
+            Route::Spool(_) | Route::Wait => panic!("the store is ready and nothing is spooled"),
         };
         let fell_back = gate.fall_back();
         drop(direct);
-        assert!(matches!(gate.route(true), Route::Spool(_)));
+        assert!(matches!(gate.route(true, true), Route::Spool(_)));
         assert!(!gate.resume_direct(|| 0), "a request is still on its way");
         drop(fell_back);
         assert!(!gate.resume_direct(|| 1), "the spool is not empty");
         assert!(gate.resume_direct(|| 0));
-        assert!(matches!(gate.route(true), Route::Store(_)));
+        assert!(matches!(gate.route(true, true), Route::Store(_)));
+    }
+
+    #[test]
+    fn a_closed_gate_holds_new_requests_until_the_spool_is_empty() {
+        let gate = Arc::new(Gate::default());
+        drop(gate.fall_back());
+        gate.close();
+        assert!(matches!(gate.route(true, true), Route::Wait));
+        assert!(
+            matches!(gate.route(true, false), Route::Spool(_)),
+            "one that waited long enough is spooled, behind the backlog"
+        );
+        gate.open();
+        assert!(matches!(gate.route(true, true), Route::Spool(_)));
+        gate.close();
+        assert!(gate.resume_direct(|| 0));
+        assert!(matches!(gate.route(true, true), Route::Store(_)));
     }
 
     #[test]
     fn before_the_store_is_ready_requests_are_spooled() {
         let gate = Arc::new(Gate::default());
-        assert!(matches!(gate.route(false), Route::Spool(_)));
+        assert!(matches!(gate.route(false, true), Route::Spool(_)));
         assert!(gate.is_spooling());
     }
 
     #[test]
     fn a_write_that_outlives_its_request_is_counted_until_it_ends() {
         let gate = Arc::new(Gate::default());
-        let Route::Store(request) = gate.route(true) else {
+        let Route::Store(request) = gate.route(true, true) else {
             panic!("store")
         };
         let write = gate.also_direct();

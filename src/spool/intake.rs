@@ -23,6 +23,9 @@ use crate::notification::{Format, Notification, Rejection};
 /// How long a notification waits for the store to become ready at startup when there is
 /// no spool to take it.
 const STARTUP_WAIT: Duration = Duration::from_secs(3);
+/// The longest a notification waits at the gate the replay closed to take the last of the
+/// backlog; after it, it is spooled behind the backlog.
+const CLOSED_GATE_WAIT: Duration = Duration::from_millis(500);
 
 /// What became of a body.
 #[derive(Debug)]
@@ -104,14 +107,21 @@ impl Intake {
                 .map(Received::Stored)
                 .map_err(IntakeError::Store);
         };
-        let store_ready = *self.store_ready.borrow();
-        let direct = match self.gate.route(store_ready) {
-            Route::Spool(appending) => {
-                return self
-                    .spool_it(spool, appending, &ingest, received_at, body, content_type)
-                    .await;
+        let mut may_wait = true;
+        let direct = loop {
+            let store_ready = *self.store_ready.borrow();
+            match self.gate.route(store_ready, may_wait) {
+                Route::Spool(appending) => {
+                    return self
+                        .spool_it(spool, appending, &ingest, received_at, body, content_type)
+                        .await;
+                }
+                Route::Store(direct) => break direct,
+                Route::Wait => {
+                    let _ = tokio::time::timeout(CLOSED_GATE_WAIT, self.gate.reopened()).await;
+                    may_wait = false;
+                }
             }
-            Route::Store(direct) => direct,
         };
         let write = {
             let (ingest, body, content_type) = (

@@ -56,6 +56,7 @@ async fn run(intake: Intake, spool: Spool, store: Store) {
         let records = match spool.oldest(batch_size).await {
             Ok(records) => records,
             Err(err) => {
+                gate.open();
                 tracing::error!(%err, "cannot read the spool; replay waits");
                 tokio::time::sleep(MAX_BACKOFF).await;
                 continue;
@@ -74,6 +75,11 @@ async fn run(intake: Intake, spool: Spool, store: Store) {
                 backoff = FIRST_BACKOFF;
                 batch_size = BATCH;
                 let depth = spool.depth();
+                // The rest fits in one batch: new requests wait for it rather than join it,
+                // so that steady traffic cannot keep the spool from emptying.
+                if depth.records <= BATCH as u64 {
+                    gate.close();
+                }
                 tracing::debug!(
                     replayed = records.len(),
                     left = depth.records,
@@ -81,11 +87,13 @@ async fn run(intake: Intake, spool: Spool, store: Store) {
                 );
             }
             Err(Failure::Store(err)) if err.is_unavailable() => {
+                gate.open();
                 tracing::debug!(error = %err, retry_in_ms = backoff.as_millis(), "replay waits for the database");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             Err(failure) => {
+                gate.open();
                 // Not the database being away: something about these records. One at a
                 // time, so that one record that cannot be stored holds up only itself.
                 tracing::error!(

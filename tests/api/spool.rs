@@ -383,3 +383,106 @@ async fn the_startup_window_refuses_nothing(backend: Backend) {
     assert_eq!(page["data"].as_array().unwrap().len(), 20);
     app.stop().await;
 }
+
+/// Every delivery of `conversation_id`, oldest first: its result, its body's `duration`.
+async fn durations(app: &TestApp, conversation_id: &str) -> Vec<(String, i64)> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/v1/deliveries?conversation_id={conversation_id}&limit=500{cursor}");
+        let page: Value = app.get(&path).await.json().await.unwrap();
+        for d in page["data"].as_array().unwrap() {
+            let result = d["result"].as_str().unwrap().to_owned();
+            all.push((
+                d["id"].as_i64().unwrap(),
+                result,
+                d["body"]["duration"].as_i64().unwrap(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    all.sort_by_key(|(id, _, _)| *id);
+    all.into_iter().map(|(_, result, n)| (result, n)).collect()
+}
+
+#[tokio::test]
+async fn under_steady_traffic_the_spool_empties_and_intake_returns_to_the_database() {
+    let name = "under_steady_traffic_the_spool_empties";
+    let Some(db) = fresh_db(Backend::Postgres, name).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut url = url_parts(&db.url);
+    let mut proxy = Proxy::start(url.addr).await;
+    url.addr = proxy.listen;
+    let app = std::sync::Arc::new(
+        spawn_ready(with_spool(test_settings(&url.to_string()), dir.path())).await,
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each sender posts one call's notifications one after the other, without pause.
+    let senders: Vec<_> = (0..4)
+        .map(|sender| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = format!(
+                        r#"{{"conversationId":"steady-{sender}","status":"completed","reasonCode":"caller-disconnected","reason":"200 OK","duration":{n}}}"#
+                    );
+                    let response = app.notify(body).await;
+                    let status = response.status().as_u16();
+                    let receipt: Value = response.json().await.unwrap();
+                    answers.push((status, receipt["result"].as_str().map(str::to_owned)));
+                    n += 1;
+                }
+                answers
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ready_during: Value = app.get("/readyz").await.json().await.unwrap();
+    proxy.restore().await;
+    let drained = wait_drained(&app).await;
+    let still_sending = senders.iter().all(|s| !s.is_finished());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for sender in senders {
+        sent.push(sender.await.unwrap());
+    }
+    let ready_after: Value = app.get("/readyz").await.json().await.unwrap();
+    let mut stored = Vec::new();
+    for sender in 0..sent.len() {
+        stored.push(durations(&app, &format!("steady-{sender}")).await);
+    }
+
+    assert_eq!(ready_during["accepting"], "spool");
+    assert!(
+        still_sending,
+        "the spool emptied while the senders were sending"
+    );
+    assert_eq!(drained["accepting"], "database");
+    assert_eq!(drained["spool"]["depth"], 0);
+    assert_eq!(ready_after["spool"]["depth"], 0);
+    for (answers, stored) in sent.iter().zip(&stored) {
+        let spooled = answers
+            .iter()
+            .filter(|(_, r)| r.as_deref() == Some("spooled"));
+        assert!(spooled.count() > 0, "some were spooled");
+        assert!(
+            answers.iter().all(|(status, _)| *status == 200),
+            "{answers:?}"
+        );
+        let expected: Vec<(String, i64)> = (0..answers.len() as i64)
+            .map(|n| ("accepted".to_owned(), n))
+            .collect();
+        assert_eq!(stored, &expected, "each stored once, in the order sent");
+    }
+}
