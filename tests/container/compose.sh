@@ -1,5 +1,5 @@
 # docker-compose.yml through podman-compose: calltrail on the PostgreSQL service, its data on
-# the pgdata volume (sourced by run.sh).
+# the pgdata volume, its spool on the calltrail-data volume (sourced by run.sh).
 
 compose_project=calltrail-test
 compose_log=$cache_dir/compose.log
@@ -45,11 +45,15 @@ compose_checks() {
   local key=(-H "X-Api-Key: $CALLTRAIL_API_KEY")
   local human=$root/tests/data/samples/01-completed-human.json
   local busy=$root/tests/data/samples/05-failed-486-busy.json
-  local human_id busy_id
+  local machine=$root/tests/data/samples/02-completed-machine.json
+  local human_id busy_id machine_id
   human_id=$(jq -r .conversationId "$human")
   busy_id=$(jq -r .conversationId "$busy")
+  machine_id=$(jq -r .conversationId "$machine")
 
-  if ! timed "compose up (build from cache)" run_compose up -d; then
+  # --build: podman-compose otherwise starts the image it built on an earlier run, whatever
+  # the tree holds now (the layers of the image just built make this quick).
+  if ! timed "compose up (build from cache)" run_compose up -d --build; then
     fail "podman-compose up -d" "$(tail -n 30 "$compose_log")"
     return
   fi
@@ -72,14 +76,25 @@ compose_checks() {
   expect_http "GET /v1/calls?outcome=busy finds the busy call" 200 "\"conversation_id\":\"$busy_id\"" \
     GET "$base/v1/calls?outcome=busy" "${key[@]}"
 
-  # While PostgreSQL is stopped calltrail is not ready; it recovers without a restart.
+  # While PostgreSQL is stopped calltrail keeps taking notifications into its spool on the
+  # /data volume, and replays them once PostgreSQL is back, without a restart.
   podman_quiet stop -t 10 "$(service_container postgres)"
-  expect_http "PostgreSQL stopped: GET /readyz 503" 503 '' GET "$base/readyz"
+  expect_http "PostgreSQL stopped: POST /notify/{token} 200 spooled" 200 '"result":"spooled"' \
+    POST "$base/notify/$CALLTRAIL_NOTIFY_TOKEN" --data-binary "@$machine"
+  expect_http "PostgreSQL stopped: GET /readyz 200, accepting into the spool" 200 \
+    '"accepting":"spool"' GET "$base/readyz"
   podman_quiet start "$(service_container postgres)"
-  if wait_for 60 curl -sf "$base/readyz"; then
-    pass "PostgreSQL started again: calltrail ready again without a restart"
+  if wait_for 60 sh -c "curl -sf '$base/readyz' | grep -q '\"accepting\":\"database\"'"; then
+    pass "PostgreSQL started again: calltrail writes to it again without a restart"
   else
-    fail "PostgreSQL started again: calltrail ready again without a restart"
+    fail "PostgreSQL started again: calltrail writes to it again without a restart" \
+      "$(curl -s "$base/readyz")"
+  fi
+  if wait_for 30 sh -c "curl -sf -H 'X-Api-Key: $CALLTRAIL_API_KEY' '$base/v1/calls/$machine_id' | grep -q '\"outcome\":\"machine\"'"; then
+    pass "the notification spooled during the outage is replayed: the machine call is stored"
+  else
+    fail "the notification spooled during the outage is replayed: the machine call is stored" \
+      "$(curl -s "${key[@]}" "$base/v1/calls/$machine_id")"
   fi
 
   if run_compose down && run_compose up -d && wait_for 120 curl -sf "$base/readyz"; then
