@@ -27,6 +27,9 @@ on_postgres_and_migrated() {
   calltrail_logged '"database":"postgres"' && calltrail_logged 'database ready'
 }
 pgdata_volume() { podman volume exists "${compose_project}_pgdata"; }
+# Ready and writing to the database: with the spool, /readyz answers 200 (accepting into
+# the spool) before the database is reachable and migrated.
+on_database() { curl -sf "$1/readyz" | grep -q '"accepting":"database"'; }
 
 compose_checks() {
   local port base
@@ -45,11 +48,11 @@ compose_checks() {
   local key=(-H "X-Api-Key: $CALLTRAIL_API_KEY")
   local human=$root/tests/data/samples/01-completed-human.json
   local busy=$root/tests/data/samples/05-failed-486-busy.json
-  local machine=$root/tests/data/samples/02-completed-machine.json
-  local human_id busy_id machine_id
+  local connected=$root/tests/data/samples/03-completed-amd-disabled.json
+  local human_id busy_id connected_id
   human_id=$(jq -r .conversationId "$human")
   busy_id=$(jq -r .conversationId "$busy")
-  machine_id=$(jq -r .conversationId "$machine")
+  connected_id=$(jq -r .conversationId "$connected")
 
   # --build: podman-compose otherwise starts the image it built on an earlier run, whatever
   # the tree holds now (the layers of the image just built make this quick).
@@ -58,12 +61,12 @@ compose_checks() {
     return
   fi
   pass "podman-compose up -d: postgres and calltrail started"
-  if ! wait_for 120 curl -sf "$base/readyz"; then
+  if ! wait_for 120 on_database "$base"; then
     fail "calltrail becomes ready on PostgreSQL within 120 s" \
       "$(podman logs "$(service_container calltrail)" 2>&1 | tail -n 20)"
     return
   fi
-  pass "calltrail waits for PostgreSQL and becomes ready: GET /readyz 200"
+  pass "calltrail waits for PostgreSQL and writes to it: GET /readyz 200, accepting database"
   note "calltrail retried the database $(podman logs "$(service_container calltrail)" 2>&1 |
     grep -c 'cannot migrate the database') time(s) before it was up"
   check "calltrail's log says it runs on postgres and migrated it" on_postgres_and_migrated
@@ -80,24 +83,24 @@ compose_checks() {
   # /data volume, and replays them once PostgreSQL is back, without a restart.
   podman_quiet stop -t 10 "$(service_container postgres)"
   expect_http "PostgreSQL stopped: POST /notify/{token} 200 spooled" 200 '"result":"spooled"' \
-    POST "$base/notify/$CALLTRAIL_NOTIFY_TOKEN" --data-binary "@$machine"
+    POST "$base/notify/$CALLTRAIL_NOTIFY_TOKEN" --data-binary "@$connected"
   expect_http "PostgreSQL stopped: GET /readyz 200, accepting into the spool" 200 \
     '"accepting":"spool"' GET "$base/readyz"
   podman_quiet start "$(service_container postgres)"
-  if wait_for 60 sh -c "curl -sf '$base/readyz' | grep -q '\"accepting\":\"database\"'"; then
+  if wait_for 60 on_database "$base"; then
     pass "PostgreSQL started again: calltrail writes to it again without a restart"
   else
     fail "PostgreSQL started again: calltrail writes to it again without a restart" \
       "$(curl -s "$base/readyz")"
   fi
-  if wait_for 30 sh -c "curl -sf -H 'X-Api-Key: $CALLTRAIL_API_KEY' '$base/v1/calls/$machine_id' | grep -q '\"outcome\":\"machine\"'"; then
-    pass "the notification spooled during the outage is replayed: the machine call is stored"
+  if wait_for 30 sh -c "curl -sf -H 'X-Api-Key: $CALLTRAIL_API_KEY' '$base/v1/calls/$connected_id' | grep -q '\"outcome\":\"connected\"'"; then
+    pass "the notification spooled during the outage is replayed: its call is stored"
   else
-    fail "the notification spooled during the outage is replayed: the machine call is stored" \
-      "$(curl -s "${key[@]}" "$base/v1/calls/$machine_id")"
+    fail "the notification spooled during the outage is replayed: its call is stored" \
+      "$(curl -s "${key[@]}" "$base/v1/calls/$connected_id")"
   fi
 
-  if run_compose down && run_compose up -d && wait_for 120 curl -sf "$base/readyz"; then
+  if run_compose down && run_compose up -d && wait_for 120 on_database "$base"; then
     pass "podman-compose down, up -d: ready again"
   else
     fail "podman-compose down, up -d: ready again" "$(tail -n 30 "$compose_log")"
