@@ -68,6 +68,16 @@ fn bad(parameter: &str, message: impl Into<String>) -> ApiError {
     }
 }
 
+/// Refuses a range whose `until` (exclusive) is not later than its `since`: it could match nothing.
+fn in_order(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<()> {
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => {
+            Err(bad("until", "must be later than since"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Params {
     /// Decodes `raw`, refusing parameters outside `known`.
     pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self> {
@@ -234,11 +244,7 @@ impl Params {
             ),
             dialout: self.dialout_match()?,
         };
-        if let (Some(since), Some(until)) = (filter.since, filter.until) {
-            if since >= until {
-                return Err(bad("until", "must be later than since"));
-            }
-        }
+        in_order(filter.since, filter.until)?;
         Ok(filter)
     }
 
@@ -277,11 +283,7 @@ impl Params {
             since: self.instant("since", chrono_tz::UTC)?,
             until: self.instant("until", chrono_tz::UTC)?,
         };
-        if let (Some(since), Some(until)) = (filter.since, filter.until) {
-            if since >= until {
-                return Err(bad("until", "must be later than since"));
-            }
-        }
+        in_order(filter.since, filter.until)?;
         Ok(filter)
     }
 
@@ -303,7 +305,7 @@ impl Params {
 
     /// The delivery filters.
     pub fn delivery_filter(&self) -> Result<DeliveryFilter> {
-        Ok(DeliveryFilter {
+        let filter = DeliveryFilter {
             results: self.each(
                 "result",
                 "accepted, duplicate, rejected",
@@ -312,7 +314,9 @@ impl Params {
             since: self.instant("since", chrono_tz::UTC)?,
             until: self.instant("until", chrono_tz::UTC)?,
             conversation_id: self.single("conversation_id")?.map(str::to_owned),
-        })
+        };
+        in_order(filter.since, filter.until)?;
+        Ok(filter)
     }
 
     /// The `cursor` of a call list.

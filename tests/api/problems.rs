@@ -78,6 +78,18 @@ async fn query_parameters_and_headers_are_named(backend: Backend) {
         "until",
     )
     .await;
+    assert_names(
+        get("/v1/deliveries?since=2024-05-02T00:00:00Z&until=2024-05-02T00:00:00Z"),
+        400,
+        "until",
+    )
+    .await;
+    assert_names(
+        get("/v1/calls?since=2024-05-02&until=2024-05-01"),
+        400,
+        "until",
+    )
+    .await;
     // An empty value is as if absent.
     let empty = get("/v1/calls?limit=&state=&since=").send().await.unwrap();
     assert_eq!(empty.status(), 200);

@@ -226,7 +226,8 @@ impl IntoParams for DeliveryFilters {
             .build(),
             param(
                 "until",
-                "Deliveries received before this instant (exclusive), in the same forms as `since`.",
+                "Deliveries received before this instant (exclusive), in the same forms as `since`; \
+                 must be later than `since`.",
                 instant(),
             )
             .build(),
