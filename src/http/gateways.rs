@@ -13,10 +13,7 @@ use super::error::Result;
 use super::extract::Path;
 use super::notify::{Request, query_tokens, receive};
 use super::openapi::Routes;
-use super::openapi::responses::{
-    BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, NotifyUnauthorized,
-    Unavailable,
-};
+use super::openapi::responses::NotifyResponses;
 use super::openapi::schema::{JambonzWebhook, TwilioCallback};
 use super::receipt::Receipt;
 use crate::notification::Format;
@@ -47,16 +44,7 @@ pub fn router() -> Routes {
     params(("Jambonz-Signature" = Option<String>, Header,
         description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`; required when `jambonz.signing_secrets` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn jambonz(
     State(state): State<AppState>,
@@ -87,16 +75,7 @@ async fn jambonz(
         content((JambonzWebhook = "application/json"), (JambonzWebhook = "*/*")),
     ),
     security(()),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn jambonz_with_path_token(
     State(state): State<AppState>,
@@ -129,16 +108,7 @@ async fn jambonz_with_path_token(
     params(("X-Twilio-Signature" = Option<String>, Header,
         description = "Base64 HMAC-SHA1 of the URL and the sorted parameters, keyed by the auth token; required when `twilio.auth_tokens` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn twilio(
     State(state): State<AppState>,
@@ -169,16 +139,7 @@ async fn twilio(
         content((TwilioCallback = "application/x-www-form-urlencoded"), (TwilioCallback = "*/*")),
     ),
     security(()),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn twilio_with_path_token(
     State(state): State<AppState>,

@@ -17,10 +17,7 @@ use super::auth::{header_value, presented};
 use super::error::{ApiError, DisplayChain, Result};
 use super::extract::Path;
 use super::openapi::Routes;
-use super::openapi::responses::{
-    BadRequest, BodyTimeout, BodyTooLarge, Internal, InvalidNotification, NotifyUnauthorized,
-    Unavailable,
-};
+use super::openapi::responses::NotifyResponses;
 use super::openapi::schema::GatewayNotification;
 use super::receipt::{Receipt, answer, spooled};
 use super::{AppState, NotifyGuard};
@@ -59,16 +56,7 @@ pub fn router() -> Routes {
     params(("SAVG-Signature" = Option<String>, Header,
         description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`; required when `notify.signing_secrets` is set.")),
     security(("notify_token" = []), ("notify_token_header" = []), ("notify_token_query" = [])),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn notify(
     State(state): State<AppState>,
@@ -109,16 +97,7 @@ pub(super) fn query_tokens(query: Option<&str>) -> Vec<String> {
         content((GatewayNotification = "application/json"), (GatewayNotification = "*/*")),
     ),
     security(()),
-    responses(
-        (status = 200, description = "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to the local spool as `spooled`, to be stored when it is back.", body = Receipt),
-        (status = 400, response = BadRequest),
-        (status = 401, response = NotifyUnauthorized),
-        (status = 408, response = BodyTimeout),
-        (status = 413, response = BodyTooLarge),
-        (status = 422, response = InvalidNotification),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    ),
+    responses(NotifyResponses),
 )]
 async fn notify_with_path_token(
     State(state): State<AppState>,

@@ -1,9 +1,11 @@
 //! The problem responses the operations share, each a component of the document referenced
 //! as `(status = …, response = Name)`. Their examples are what [`ApiError`] really renders.
 
-use utoipa::ToResponse;
+use std::collections::BTreeMap;
+
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToResponse};
 
 use crate::http::error::{ApiError, OVERLOADED_RETRY_AFTER_SECS, RETRY_AFTER_SECS};
 use crate::http::params::{CALL_FILTERS, Params};
@@ -186,4 +188,41 @@ responses! {
         "An unexpected error; its cause is logged, never sent.",
         ApiError::Internal(anyhow::anyhow!("not sent")),
     );
+}
+
+/// The answers of every receiving endpoint (`/notify`, `/jambonz/notify`, `/twilio/notify`,
+/// each also with a path token): `responses(NotifyResponses)` in their annotations.
+pub struct NotifyResponses;
+
+impl IntoResponses for NotifyResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let stored = ResponseBuilder::new()
+            .description(
+                "Stored, as `accepted` or `duplicate`; or, while the database is away, synced to \
+                 the local spool as `spooled`, to be stored when it is back.",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Receipt")))
+                    .build(),
+            )
+            .build();
+        let problems = [
+            ("400", BadRequest::response().0),
+            ("401", NotifyUnauthorized::response().0),
+            ("408", BodyTimeout::response().0),
+            ("413", BodyTooLarge::response().0),
+            ("422", InvalidNotification::response().0),
+            ("500", Internal::response().0),
+            ("503", Unavailable::response().0),
+        ];
+        std::iter::once(("200".to_owned(), stored.into()))
+            .chain(
+                problems.into_iter().map(|(status, name)| {
+                    (status.to_owned(), Ref::from_response_name(name).into())
+                }),
+            )
+            .collect()
+    }
 }
