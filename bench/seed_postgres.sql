@@ -15,7 +15,7 @@ select setseed(:seed);
 insert into calls (
     conversation_id, state, status, outcome, reason_code, reason, sip_code, sip_reason,
     duration_s, connected_at, ended_at, amd_mode, amd_result, occurred_at, first_seen_at,
-    last_seen_at, event_count, updated_at
+    last_seen_at, event_count, updated_at, ring_ms
 )
 with draws as (
     select i,
@@ -115,7 +115,9 @@ select
     case when failed then end_at else start_at end + lag1_us * interval '1 microsecond',
     end_at + case when failed then lag1_us else lag2_us end * interval '1 microsecond',
     case when failed then 1 else 2 end,
-    end_at + case when failed then lag1_us else lag2_us end * interval '1 microsecond'
+    end_at + case when failed then lag1_us else lag2_us end * interval '1 microsecond',
+    -- Answered calls rang 1.5 to 21.5 s (the statistics' time to answer).
+    case when failed then null else 1500 + (cast(i as bigint) * 7919) % 20000 end
 from times
 order by start_s, i;
 
