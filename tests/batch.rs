@@ -529,19 +529,19 @@ async fn a_call_changed_between_read_and_write_is_recorded_again_under_its_lock(
         "select count(*) from (
              (select floor(extract(epoch from occurred_at) / 900)::bigint, state, outcome,
                      coalesce(amd_result, ''), coalesce(reason_code, ''),
-                     (connected_at is not null)::integer, count(*)
-              from calls group by 1, 2, 3, 4, 5, 6
+                     (connected_at is not null)::integer, source, count(*)
+              from calls group by 1, 2, 3, 4, 5, 6, 7
               except
-              select slot, state, outcome, amd_result, reason_code, answered, calls
+              select slot, state, outcome, amd_result, reason_code, answered, source, calls
               from call_slot_counts where calls <> 0)
              union all
-             (select slot, state, outcome, amd_result, reason_code, answered, calls
+             (select slot, state, outcome, amd_result, reason_code, answered, source, calls
               from call_slot_counts where calls <> 0
               except
               select floor(extract(epoch from occurred_at) / 900)::bigint, state, outcome,
                      coalesce(amd_result, ''), coalesce(reason_code, ''),
-                     (connected_at is not null)::integer, count(*)
-              from calls group by 1, 2, 3, 4, 5, 6)
+                     (connected_at is not null)::integer, source, count(*)
+              from calls group by 1, 2, 3, 4, 5, 6, 7)
          ) as d",
     )
     .fetch_one(&mut holder)

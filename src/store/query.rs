@@ -80,9 +80,15 @@ pub fn delivery_cursor(delivery: &super::Delivery) -> DeliveryCursor {
 }
 
 /// Appends ` and …` for the filter's conditions on the dimensions the statistics tables
-/// keep too (state, outcome, AMD result, reason code); `no_amd_result` is the condition
+/// keep too (source, state, outcome, AMD result, reason code); `no_amd_result` is the condition
 /// matching a call without an AMD result.
 pub(super) fn push_dimension_conditions(sql: &mut Sql, filter: &CallFilter, no_amd_result: &str) {
+    if !filter.sources.is_empty() {
+        sql.push_in(
+            "source",
+            filter.sources.iter().map(|s| Arg::Text(s.source().into())),
+        );
+    }
     if !filter.states.is_empty() {
         sql.push_in(
             "state",
@@ -152,12 +158,6 @@ pub fn push_call_conditions(sql: &mut Sql, filter: &CallFilter) {
     if let Some(max) = filter.max_duration {
         let p = sql.bind(Arg::Int(max));
         sql.push(&format!(" and duration_s <= {p}"));
-    }
-    if !filter.sources.is_empty() {
-        sql.push_in(
-            "source",
-            filter.sources.iter().map(|s| Arg::Text(s.source().into())),
-        );
     }
     for (column, (min, max)) in [
         ("ring_ms", filter.ring_ms),

@@ -3,7 +3,7 @@
 //!
 //! - `call_slot_counts`: calls per quarter hour (Unix seconds / 900 of `occurred_at`) and
 //!   every dimension the statistics break down by (state, outcome, AMD result, reason
-//!   code, answered) — the breakdown and the time buckets.
+//!   code, answered) or filter by (source) — the breakdown and the time buckets.
 //! - `call_day_durations`: calls per UTC day, the filterable dimensions and whole-second
 //!   duration — the duration figures, exact.
 //! - `call_day_ring_times`: answered calls with a ring time, per UTC day, the filterable
@@ -34,6 +34,7 @@ pub struct SlotKey {
     pub amd_result: &'static str,
     pub reason_code: String,
     pub answered: i32,
+    pub source: &'static str,
 }
 
 /// One row key of `call_day_durations`.
@@ -45,6 +46,7 @@ pub struct DurationKey {
     pub amd_result: &'static str,
     pub reason_code: String,
     pub duration_s: i64,
+    pub source: &'static str,
 }
 
 /// The resolution of `call_day_ring_times`, in milliseconds.
@@ -65,6 +67,7 @@ pub struct RingTimeKey {
     pub amd_result: &'static str,
     pub reason_code: String,
     pub ring_ms: i64,
+    pub source: &'static str,
 }
 
 /// Changes to the statistics tables, one per key, sorted by key: every transaction takes
@@ -105,6 +108,7 @@ impl Deltas {
         let outcome = call.outcome.as_str();
         let amd_result = call.amd_result.map_or("", |r| r.as_str());
         let reason_code = call.reason_code.clone().unwrap_or_default();
+        let source = call.source.source();
         if let Some(duration_s) = call.duration_s {
             let key = DurationKey {
                 day: seconds.div_euclid(DAY_SECONDS),
@@ -113,6 +117,7 @@ impl Deltas {
                 amd_result,
                 reason_code: reason_code.clone(),
                 duration_s,
+                source,
             };
             *self.durations.entry(key).or_default() += by;
         }
@@ -124,6 +129,7 @@ impl Deltas {
                 amd_result,
                 reason_code: reason_code.clone(),
                 ring_ms: ring_ms_bucket(ring_ms),
+                source,
             };
             *self.ring_times.entry(key).or_default() += by;
         }
@@ -134,6 +140,7 @@ impl Deltas {
             amd_result,
             reason_code,
             answered: i32::from(call.connected_at.is_some()),
+            source,
         };
         *self.slots.entry(key).or_default() += by;
     }

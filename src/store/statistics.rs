@@ -101,8 +101,8 @@ pub struct StatsPlan {
 }
 
 /// Splits a statistics filter between the statistics tables and `calls`. The tables keep
-/// the dimensions and the time of each call but not its SIP code, id, duration bounds,
-/// source, ring or connect time or dial-out, so a filter on any of those reads `calls`
+/// the dimensions, the source and the time of each call but not its SIP code, id, duration
+/// bounds, ring or connect time or dial-out, so a filter on any of those reads `calls`
 /// alone.
 pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
     let only_calls = || StatsPlan {
@@ -113,7 +113,6 @@ pub fn stats_plan(filter: &CallFilter) -> StatsPlan {
         && filter.conversation_prefix.is_none()
         && filter.min_duration.is_none()
         && filter.max_duration.is_none()
-        && filter.sources.is_empty()
         && filter.ring_ms == (None, None)
         && filter.connect_ms == (None, None)
         && filter.dialout.is_empty();
@@ -299,37 +298,37 @@ pub fn rebuild_counts(dialect: Dialect) -> [String; 6] {
         "delete from call_day_ring_times".to_owned(),
         format!(
             "insert into call_slot_counts
-                 (slot, state, outcome, amd_result, reason_code, answered, calls)
-             select slot, state, outcome, amd_result, reason_code, answered, count(*)
+                 (slot, state, outcome, amd_result, reason_code, answered, source, calls)
+             select slot, state, outcome, amd_result, reason_code, answered, source, count(*)
              from (select {slot} as slot, state, outcome,
                           coalesce(amd_result, '') as amd_result,
                           coalesce(reason_code, '') as reason_code,
-                          {ANSWERED} as answered
+                          {ANSWERED} as answered, source
                    from calls) as c
-             group by slot, state, outcome, amd_result, reason_code, answered"
+             group by slot, state, outcome, amd_result, reason_code, answered, source"
         ),
         format!(
             "insert into call_day_durations
-                 (day, state, outcome, amd_result, reason_code, duration_s, calls)
-             select day, state, outcome, amd_result, reason_code, duration_s, count(*)
+                 (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
+             select day, state, outcome, amd_result, reason_code, duration_s, source, count(*)
              from (select {day} as day, state, outcome,
                           coalesce(amd_result, '') as amd_result,
-                          coalesce(reason_code, '') as reason_code, duration_s
+                          coalesce(reason_code, '') as reason_code, duration_s, source
                    from calls
                    where duration_s is not null) as c
-             group by day, state, outcome, amd_result, reason_code, duration_s"
+             group by day, state, outcome, amd_result, reason_code, duration_s, source"
         ),
         format!(
             "insert into call_day_ring_times
-                 (day, state, outcome, amd_result, reason_code, ring_ms, calls)
-             select day, state, outcome, amd_result, reason_code, ring_ms, count(*)
+                 (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
+             select day, state, outcome, amd_result, reason_code, ring_ms, source, count(*)
              from (select {day} as day, state, outcome,
                           coalesce(amd_result, '') as amd_result,
                           coalesce(reason_code, '') as reason_code,
-                          {RING_MS_BUCKET} as ring_ms
+                          {RING_MS_BUCKET} as ring_ms, source
                    from calls
                    where ring_ms is not null and connected_at is not null) as c
-             group by day, state, outcome, amd_result, reason_code, ring_ms"
+             group by day, state, outcome, amd_result, reason_code, ring_ms, source"
         ),
     ]
 }
@@ -345,54 +344,54 @@ pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 3] {
     let list = slots.bind_text_rows(ids);
     slots.push(&format!(
         "insert into call_slot_counts as t
-             (slot, state, outcome, amd_result, reason_code, answered, calls)
-         select slot, state, outcome, amd_result, reason_code, answered, -count(*)
+             (slot, state, outcome, amd_result, reason_code, answered, source, calls)
+         select slot, state, outcome, amd_result, reason_code, answered, source, -count(*)
          from (select {slot} as slot, state, outcome,
                       coalesce(amd_result, '') as amd_result,
                       coalesce(reason_code, '') as reason_code,
-                      {ANSWERED} as answered
+                      {ANSWERED} as answered, source
                from calls
                where conversation_id in ({list})) as c
          where true
-         group by slot, state, outcome, amd_result, reason_code, answered
-         order by slot, state, outcome, amd_result, reason_code, answered
-         on conflict (slot, state, outcome, amd_result, reason_code, answered)
+         group by slot, state, outcome, amd_result, reason_code, answered, source
+         order by slot, state, outcome, amd_result, reason_code, answered, source
+         on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
          do update set calls = t.calls + excluded.calls"
     ));
     let mut durations = Sql::new(dialect, "");
     let list = durations.bind_text_rows(ids);
     durations.push(&format!(
         "insert into call_day_durations as t
-             (day, state, outcome, amd_result, reason_code, duration_s, calls)
-         select day, state, outcome, amd_result, reason_code, duration_s, -count(*)
+             (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
+         select day, state, outcome, amd_result, reason_code, duration_s, source, -count(*)
          from (select {day} as day, state, outcome,
                       coalesce(amd_result, '') as amd_result,
-                      coalesce(reason_code, '') as reason_code, duration_s
+                      coalesce(reason_code, '') as reason_code, duration_s, source
                from calls
                where conversation_id in ({list}) and duration_s is not null) as c
          where true
-         group by day, state, outcome, amd_result, reason_code, duration_s
-         order by day, state, outcome, amd_result, reason_code, duration_s
-         on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+         group by day, state, outcome, amd_result, reason_code, duration_s, source
+         order by day, state, outcome, amd_result, reason_code, duration_s, source
+         on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
          do update set calls = t.calls + excluded.calls"
     ));
     let mut ring_times = Sql::new(dialect, "");
     let list = ring_times.bind_text_rows(ids);
     ring_times.push(&format!(
         "insert into call_day_ring_times as t
-             (day, state, outcome, amd_result, reason_code, ring_ms, calls)
-         select day, state, outcome, amd_result, reason_code, ring_ms, -count(*)
+             (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
+         select day, state, outcome, amd_result, reason_code, ring_ms, source, -count(*)
          from (select {day} as day, state, outcome,
                       coalesce(amd_result, '') as amd_result,
                       coalesce(reason_code, '') as reason_code,
-                      {RING_MS_BUCKET} as ring_ms
+                      {RING_MS_BUCKET} as ring_ms, source
                from calls
                where conversation_id in ({list})
                  and ring_ms is not null and connected_at is not null) as c
          where true
-         group by day, state, outcome, amd_result, reason_code, ring_ms
-         order by day, state, outcome, amd_result, reason_code, ring_ms
-         on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+         group by day, state, outcome, amd_result, reason_code, ring_ms, source
+         order by day, state, outcome, amd_result, reason_code, ring_ms, source
+         on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
          do update set calls = t.calls + excluded.calls"
     ));
     [slots, durations, ring_times]
@@ -518,6 +517,21 @@ mod tests {
         ] {
             assert_eq!(stats_plan(&filter).days, None, "{filter:?}");
         }
+    }
+
+    #[test]
+    fn a_source_filter_reads_the_counts_like_the_dimensions() {
+        let filter = CallFilter {
+            sources: vec![crate::notification::Format::Jambonz],
+            since: Some(at("2026-11-01T00:00:00Z")),
+            until: Some(at("2026-12-01T00:00:00Z")),
+            ..CallFilter::default()
+        };
+        let plan = stats_plan(&filter);
+        assert_eq!(plan.calls, []);
+        let sql = counted_breakdown(Dialect::Postgres, &filter, plan.days.unwrap());
+        assert!(sql.text.contains(" and source in ($1)"), "{}", sql.text);
+        assert_eq!(sql.args[0], Arg::Text("jambonz".into()));
     }
 
     #[test]

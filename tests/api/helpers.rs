@@ -202,10 +202,10 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     body
 }
 
-/// `(slot, state, outcome, amd_result, reason_code, answered)` → calls.
-type SlotCounts = BTreeMap<(i64, String, String, String, String, i32), i64>;
-/// `(day, state, outcome, amd_result, reason_code, duration_s)` → calls.
-type DurationCounts = BTreeMap<(i64, String, String, String, String, i64), i64>;
+/// `(slot, state, outcome, amd_result, reason_code, answered, source)` → calls.
+type SlotCounts = BTreeMap<(i64, String, String, String, String, i32, String), i64>;
+/// `(day, state, outcome, amd_result, reason_code, duration_s or ring_ms, source)` → calls.
+type DurationCounts = BTreeMap<(i64, String, String, String, String, i64, String), i64>;
 
 /// Asserts that the statistics tables hold exactly the counts of the calls the API lists,
 /// computed here from the exported calls.
@@ -226,6 +226,7 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
             text("outcome"),
             text("amd_result"),
             text("reason_code"),
+            text("source"),
         );
         let answered = i32::from(!call["connected_at"].is_null());
         *slots
@@ -236,10 +237,11 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
                 dims.2.clone(),
                 dims.3.clone(),
                 answered,
+                dims.4.clone(),
             ))
             .or_default() += 1;
         let day_key = |value: i64| {
-            let (state, outcome, amd_result, reason_code) = dims.clone();
+            let (state, outcome, amd_result, reason_code, source) = dims.clone();
             (
                 seconds.div_euclid(86_400),
                 state,
@@ -247,6 +249,7 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
                 amd_result,
                 reason_code,
                 value,
+                source,
             )
         };
         if let Some(duration) = call["duration_s"].as_i64() {
@@ -265,17 +268,17 @@ pub async fn assert_counts_match_calls(db: &TestDb, app: &TestApp) {
     assert_eq!(stored_ring_times, ring_times, "call_day_ring_times");
 }
 
-const SLOT_ROWS: &str = "select slot, state, outcome, amd_result, reason_code, answered, calls \
-     from call_slot_counts where calls <> 0";
+const SLOT_ROWS: &str = "select slot, state, outcome, amd_result, reason_code, answered, \
+     source, calls from call_slot_counts where calls <> 0";
 const DURATION_ROWS: &str = "select day, state, outcome, amd_result, reason_code, duration_s, \
-     calls from call_day_durations where calls <> 0";
+     source, calls from call_day_durations where calls <> 0";
 
 const RING_TIME_ROWS: &str = "select day, state, outcome, amd_result, reason_code, ring_ms, \
-     calls from call_day_ring_times where calls <> 0";
+     source, calls from call_day_ring_times where calls <> 0";
 
 async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts, DurationCounts) {
-    type SlotRow = (i64, String, String, String, String, i32, i64);
-    type DayRow = (i64, String, String, String, String, i64, i64);
+    type SlotRow = (i64, String, String, String, String, i32, String, i64);
+    type DayRow = (i64, String, String, String, String, i64, String, i64);
     let (slots, durations, ring_times): (Vec<SlotRow>, Vec<DayRow>, Vec<DayRow>) = match db.backend
     {
         Backend::Sqlite => {
@@ -309,13 +312,13 @@ async fn stored_counts(db: &TestDb) -> (SlotCounts, DurationCounts, DurationCoun
     };
     let by_day = |rows: Vec<DayRow>| -> DurationCounts {
         rows.into_iter()
-            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
+            .map(|(a, b, c, d, e, f, g, n)| ((a, b, c, d, e, f, g), n))
             .collect()
     };
     (
         slots
             .into_iter()
-            .map(|(a, b, c, d, e, f, n)| ((a, b, c, d, e, f), n))
+            .map(|(a, b, c, d, e, f, g, n)| ((a, b, c, d, e, f, g), n))
             .collect(),
         by_day(durations),
         by_day(ring_times),

@@ -147,26 +147,26 @@ pub(super) const WRITE_BATCH: &str = "
     ),
     slots as (
         insert into call_slot_counts as t
-            (slot, state, outcome, amd_result, reason_code, answered, calls)
+            (slot, state, outcome, amd_result, reason_code, answered, source, calls)
         select * from unnest($53::bigint[], $54::text[], $55::text[], $56::text[], $57::text[],
-                             $58::integer[], $59::bigint[])
-        on conflict (slot, state, outcome, amd_result, reason_code, answered)
+                             $58::integer[], $59::text[], $60::bigint[])
+        on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
         do update set calls = t.calls + excluded.calls
     ),
     durations as (
         insert into call_day_durations as t
-            (day, state, outcome, amd_result, reason_code, duration_s, calls)
-        select * from unnest($60::bigint[], $61::text[], $62::text[], $63::text[], $64::text[],
-                             $65::bigint[], $66::bigint[])
-        on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+            (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
+        select * from unnest($61::bigint[], $62::text[], $63::text[], $64::text[], $65::text[],
+                             $66::bigint[], $67::text[], $68::bigint[])
+        on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
         do update set calls = t.calls + excluded.calls
     ),
     ring_times as (
         insert into call_day_ring_times as t
-            (day, state, outcome, amd_result, reason_code, ring_ms, calls)
-        select * from unnest($67::bigint[], $68::text[], $69::text[], $70::text[], $71::text[],
-                             $72::bigint[], $73::bigint[])
-        on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+            (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
+        select * from unnest($69::bigint[], $70::text[], $71::text[], $72::text[], $73::text[],
+                             $74::bigint[], $75::text[], $76::bigint[])
+        on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
         do update set calls = t.calls + excluded.calls
     )
     select r.id, r.event_id
@@ -302,8 +302,8 @@ pub(super) fn bind_deliveries<'q, Q: Bind<'q>>(
         .add(map(pending, |p| p.delivery.source.source()))
 }
 
-/// Binds the statistics deltas: the keys and changes of `call_slot_counts` (7 parameters),
-/// then of `call_day_durations` (7), then of `call_day_ring_times` (7).
+/// Binds the statistics deltas: the keys and changes of `call_slot_counts` (8 parameters),
+/// then of `call_day_durations` (8), then of `call_day_ring_times` (8).
 pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
     let slots: Vec<_> = deltas.slots.iter().collect();
     let durations: Vec<_> = deltas.durations.iter().collect();
@@ -315,6 +315,7 @@ pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
         .add(map(&slots, |(k, _)| k.amd_result))
         .add(map(&slots, |(k, _)| k.reason_code.as_str()))
         .add(map(&slots, |(k, _)| k.answered))
+        .add(map(&slots, |(k, _)| k.source))
         .add(map(&slots, |(_, n)| **n))
         .add(map(&durations, |(k, _)| k.day))
         .add(map(&durations, |(k, _)| k.state))
@@ -322,6 +323,7 @@ pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
         .add(map(&durations, |(k, _)| k.amd_result))
         .add(map(&durations, |(k, _)| k.reason_code.as_str()))
         .add(map(&durations, |(k, _)| k.duration_s))
+        .add(map(&durations, |(k, _)| k.source))
         .add(map(&durations, |(_, n)| **n))
         .add(map(&ring_times, |(k, _)| k.day))
         .add(map(&ring_times, |(k, _)| k.state))
@@ -329,6 +331,7 @@ pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
         .add(map(&ring_times, |(k, _)| k.amd_result))
         .add(map(&ring_times, |(k, _)| k.reason_code.as_str()))
         .add(map(&ring_times, |(k, _)| k.ring_ms))
+        .add(map(&ring_times, |(k, _)| k.source))
         .add(map(&ring_times, |(_, n)| **n))
 }
 

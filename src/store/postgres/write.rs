@@ -467,25 +467,25 @@ async fn apply_counts(db: &mut PgConnection, deltas: &Deltas) -> Result<()> {
     let query = sqlx::query(
         "with slots as (
              insert into call_slot_counts as t
-                 (slot, state, outcome, amd_result, reason_code, answered, calls)
+                 (slot, state, outcome, amd_result, reason_code, answered, source, calls)
              select * from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::integer[], $7::bigint[])
-             on conflict (slot, state, outcome, amd_result, reason_code, answered)
+                                  $6::integer[], $7::text[], $8::bigint[])
+             on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
              do update set calls = t.calls + excluded.calls
          ),
          durations as (
              insert into call_day_durations as t
-                 (day, state, outcome, amd_result, reason_code, duration_s, calls)
-             select * from unnest($8::bigint[], $9::text[], $10::text[], $11::text[],
-                                  $12::text[], $13::bigint[], $14::bigint[])
-             on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+                 (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
+             select * from unnest($9::bigint[], $10::text[], $11::text[], $12::text[],
+                                  $13::text[], $14::bigint[], $15::text[], $16::bigint[])
+             on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
              do update set calls = t.calls + excluded.calls
          )
          insert into call_day_ring_times as t
-             (day, state, outcome, amd_result, reason_code, ring_ms, calls)
-         select * from unnest($15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[],
-                              $20::bigint[], $21::bigint[])
-         on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+             (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
+         select * from unnest($17::bigint[], $18::text[], $19::text[], $20::text[], $21::text[],
+                              $22::bigint[], $23::text[], $24::bigint[])
+         on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
          do update set calls = t.calls + excluded.calls",
     );
     bind_counts(query, deltas).execute(db).await?;

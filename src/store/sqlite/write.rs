@@ -76,29 +76,29 @@ pub(super) const CALLS_ON_CONFLICT: &str = " on conflict (conversation_id) do up
 
 /// The head of the statement that adds to `call_slot_counts`.
 pub(super) const INSERT_SLOT_COUNTS: &str = "insert into call_slot_counts
-        (slot, state, outcome, amd_result, reason_code, answered, calls) ";
+        (slot, state, outcome, amd_result, reason_code, answered, source, calls) ";
 
 /// The tail of [`INSERT_SLOT_COUNTS`]: a delta adds to the row of its key.
 pub(super) const SLOT_COUNTS_ON_CONFLICT: &str =
-    " on conflict (slot, state, outcome, amd_result, reason_code, answered)
+    " on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
       do update set calls = calls + excluded.calls";
 
 /// The head of the statement that adds to `call_day_durations`.
 pub(super) const INSERT_DAY_DURATIONS: &str = "insert into call_day_durations
-        (day, state, outcome, amd_result, reason_code, duration_s, calls) ";
+        (day, state, outcome, amd_result, reason_code, duration_s, source, calls) ";
 
 /// The tail of [`INSERT_DAY_DURATIONS`]: a delta adds to the row of its key.
 pub(super) const DAY_DURATIONS_ON_CONFLICT: &str =
-    " on conflict (day, state, outcome, amd_result, reason_code, duration_s)
+    " on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
       do update set calls = calls + excluded.calls";
 
 /// The head of the statement that adds to `call_day_ring_times`.
 pub(super) const INSERT_DAY_RING_TIMES: &str = "insert into call_day_ring_times
-        (day, state, outcome, amd_result, reason_code, ring_ms, calls) ";
+        (day, state, outcome, amd_result, reason_code, ring_ms, source, calls) ";
 
 /// The tail of [`INSERT_DAY_RING_TIMES`]: a delta adds to the row of its key.
 pub(super) const DAY_RING_TIMES_ON_CONFLICT: &str =
-    " on conflict (day, state, outcome, amd_result, reason_code, ring_ms)
+    " on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
       do update set calls = calls + excluded.calls";
 
 /// Pushes the statements that write the records over the calls' rows.
@@ -145,6 +145,7 @@ fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
                 .push_bind(key.amd_result)
                 .push_bind(key.reason_code.as_str())
                 .push_bind(key.answered)
+                .push_bind(key.source)
                 .push_bind(**n);
         });
         query.push(SLOT_COUNTS_ON_CONFLICT);
@@ -160,6 +161,7 @@ fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
                 .push_bind(key.amd_result)
                 .push_bind(key.reason_code.as_str())
                 .push_bind(key.duration_s)
+                .push_bind(key.source)
                 .push_bind(**n);
         });
         query.push(DAY_DURATIONS_ON_CONFLICT);
@@ -175,6 +177,7 @@ fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
                 .push_bind(key.amd_result)
                 .push_bind(key.reason_code.as_str())
                 .push_bind(key.ring_ms)
+                .push_bind(key.source)
                 .push_bind(**n);
         });
         query.push(DAY_RING_TIMES_ON_CONFLICT);

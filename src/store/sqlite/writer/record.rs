@@ -313,19 +313,19 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
     static ADD_SLOT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{INSERT_SLOT_COUNTS} values ({}) {SLOT_COUNTS_ON_CONFLICT}",
-            params(7)
+            params(8)
         )
     });
     static ADD_DURATION: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{INSERT_DAY_DURATIONS} values ({}) {DAY_DURATIONS_ON_CONFLICT}",
-            params(7)
+            params(8)
         )
     });
     static ADD_RING_TIME: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{INSERT_DAY_RING_TIMES} values ({}) {DAY_RING_TIMES_ON_CONFLICT}",
-            params(7)
+            params(8)
         )
     });
     let mut add = tx.prepare_cached(&ADD_SLOT)?;
@@ -337,6 +337,7 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
             key.amd_result,
             key.reason_code.as_str(),
             key.answered,
+            key.source,
             n,
         ))?;
     }
@@ -349,6 +350,7 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
             key.amd_result,
             key.reason_code.as_str(),
             key.duration_s,
+            key.source,
             n,
         ))?;
     }
@@ -361,6 +363,7 @@ fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
             key.amd_result,
             key.reason_code.as_str(),
             key.ring_ms,
+            key.source,
             n,
         ))?;
     }
