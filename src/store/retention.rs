@@ -12,9 +12,8 @@
 use chrono::{DateTime, Utc};
 
 use super::db::Tx;
-use super::rollup::{DAY_SECONDS, SLOT_SECONDS};
 use super::sql::{Dialect, Sql};
-use super::statistics::{occurred_at_in, uncount_calls};
+use super::statistics::{COUNT_TABLES, CountTable, occurred_at_in, uncount_calls};
 use super::{Result, Store};
 
 /// What one step of [`Store::purge_calls`] deleted.
@@ -70,17 +69,18 @@ impl Store {
         }
         // The counter rows the deleted calls leave at zero (reads skip them, but they
         // would stay forever).
-        for (table, key, unit) in [
-            ("call_slot_counts", "slot", SLOT_SECONDS),
-            ("call_day_durations", "day", DAY_SECONDS),
-            ("call_day_ring_times", "day", DAY_SECONDS),
-        ] {
+        for CountTable {
+            name: table,
+            time: (key, unit),
+            ..
+        } in &COUNT_TABLES
+        {
             let mut zeros = tx.sql("");
             let list = zeros.bind_text_rows(&ids);
             zeros.push(&format!(
                 "delete from {table} where calls = 0 and {key} in
                      (select distinct {} from calls where conversation_id in ({list}))",
-                occurred_at_in(tx.dialect(), unit)
+                occurred_at_in(tx.dialect(), *unit)
             ));
             tx.execute(&zeros).await?;
         }

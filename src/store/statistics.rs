@@ -288,113 +288,105 @@ pub(super) fn occurred_at_in(dialect: Dialect, unit: i64) -> String {
 pub const COUNTS_WRONG: &str = "select (select count(*) from calls) \
      <> coalesce((select sum(calls) from call_slot_counts), 0)";
 
+/// One statistics table, as the statements that refill it and take calls out of it see it:
+/// keyed by a time unit of `occurred_at`, the dimensions, one value column and the source.
+pub(super) struct CountTable {
+    pub name: &'static str,
+    /// The time column and how many seconds one of its units is.
+    pub time: (&'static str, i64),
+    /// The value column and its expression over a row of `calls`.
+    value: (&'static str, &'static str),
+    /// Which calls the table counts.
+    counts: &'static str,
+}
+
+/// The statistics tables (see `store::rollup`).
+pub(super) const COUNT_TABLES: [CountTable; 3] = [
+    CountTable {
+        name: "call_slot_counts",
+        time: ("slot", super::rollup::SLOT_SECONDS),
+        value: ("answered", ANSWERED),
+        counts: "true",
+    },
+    CountTable {
+        name: "call_day_durations",
+        time: ("day", super::rollup::DAY_SECONDS),
+        value: ("duration_s", "duration_s"),
+        counts: "duration_s is not null",
+    },
+    CountTable {
+        name: "call_day_ring_times",
+        time: ("day", super::rollup::DAY_SECONDS),
+        value: ("ring_ms", RING_MS_BUCKET),
+        counts: "ring_ms is not null and connected_at is not null",
+    },
+];
+
+impl CountTable {
+    /// The key columns, in key order.
+    fn key(&self) -> String {
+        let (time, value) = (self.time.0, self.value.0);
+        format!("{time}, state, outcome, amd_result, reason_code, {value}, source")
+    }
+
+    /// The table's rows for the calls `only` admits (a condition on `calls`), uncounted.
+    fn rows(&self, dialect: Dialect, only: &str) -> String {
+        let (time, unit) = self.time;
+        let (value, expression) = self.value;
+        format!(
+            "select {} as {time}, state, outcome, coalesce(amd_result, '') as amd_result,
+                    coalesce(reason_code, '') as reason_code, {expression} as {value}, source
+             from calls
+             where {} and {only}",
+            occurred_at_in(dialect, unit),
+            self.counts
+        )
+    }
+}
+
 /// Statements that empty the statistics tables and fill them from `calls`.
-pub fn rebuild_counts(dialect: Dialect) -> [String; 6] {
-    let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
-    let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
-    [
-        "delete from call_slot_counts".to_owned(),
-        "delete from call_day_durations".to_owned(),
-        "delete from call_day_ring_times".to_owned(),
+pub fn rebuild_counts(dialect: Dialect) -> Vec<String> {
+    let empty = COUNT_TABLES
+        .iter()
+        .map(|table| format!("delete from {}", table.name));
+    let fill = COUNT_TABLES.iter().map(|table| {
+        let (name, key) = (table.name, table.key());
         format!(
-            "insert into call_slot_counts
-                 (slot, state, outcome, amd_result, reason_code, answered, source, calls)
-             select slot, state, outcome, amd_result, reason_code, answered, source, count(*)
-             from (select {slot} as slot, state, outcome,
-                          coalesce(amd_result, '') as amd_result,
-                          coalesce(reason_code, '') as reason_code,
-                          {ANSWERED} as answered, source
-                   from calls) as c
-             group by slot, state, outcome, amd_result, reason_code, answered, source"
-        ),
-        format!(
-            "insert into call_day_durations
-                 (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
-             select day, state, outcome, amd_result, reason_code, duration_s, source, count(*)
-             from (select {day} as day, state, outcome,
-                          coalesce(amd_result, '') as amd_result,
-                          coalesce(reason_code, '') as reason_code, duration_s, source
-                   from calls
-                   where duration_s is not null) as c
-             group by day, state, outcome, amd_result, reason_code, duration_s, source"
-        ),
-        format!(
-            "insert into call_day_ring_times
-                 (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
-             select day, state, outcome, amd_result, reason_code, ring_ms, source, count(*)
-             from (select {day} as day, state, outcome,
-                          coalesce(amd_result, '') as amd_result,
-                          coalesce(reason_code, '') as reason_code,
-                          {RING_MS_BUCKET} as ring_ms, source
-                   from calls
-                   where ring_ms is not null and connected_at is not null) as c
-             group by day, state, outcome, amd_result, reason_code, ring_ms, source"
-        ),
-    ]
+            "insert into {name} ({key}, calls)
+             select {key}, count(*) from ({}) as c
+             group by {key}",
+            table.rows(dialect, "true")
+        )
+    });
+    empty.chain(fill).collect()
 }
 
 /// The statements that take the calls whose ids `ids` lists out of the statistics tables,
 /// as if they had never been written; run before the calls are deleted, in the same
 /// transaction. The changed rows are taken in key order, as the group-commit writers
 /// take them.
-pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> [Sql; 3] {
-    let slot = occurred_at_in(dialect, super::rollup::SLOT_SECONDS);
-    let day = occurred_at_in(dialect, super::rollup::DAY_SECONDS);
-    let mut slots = Sql::new(dialect, "");
-    let list = slots.bind_text_rows(ids);
-    slots.push(&format!(
-        "insert into call_slot_counts as t
-             (slot, state, outcome, amd_result, reason_code, answered, source, calls)
-         select slot, state, outcome, amd_result, reason_code, answered, source, -count(*)
-         from (select {slot} as slot, state, outcome,
-                      coalesce(amd_result, '') as amd_result,
-                      coalesce(reason_code, '') as reason_code,
-                      {ANSWERED} as answered, source
-               from calls
-               where conversation_id in ({list})) as c
-         where true
-         group by slot, state, outcome, amd_result, reason_code, answered, source
-         order by slot, state, outcome, amd_result, reason_code, answered, source
-         on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
-         do update set calls = t.calls + excluded.calls"
-    ));
-    let mut durations = Sql::new(dialect, "");
-    let list = durations.bind_text_rows(ids);
-    durations.push(&format!(
-        "insert into call_day_durations as t
-             (day, state, outcome, amd_result, reason_code, duration_s, source, calls)
-         select day, state, outcome, amd_result, reason_code, duration_s, source, -count(*)
-         from (select {day} as day, state, outcome,
-                      coalesce(amd_result, '') as amd_result,
-                      coalesce(reason_code, '') as reason_code, duration_s, source
-               from calls
-               where conversation_id in ({list}) and duration_s is not null) as c
-         where true
-         group by day, state, outcome, amd_result, reason_code, duration_s, source
-         order by day, state, outcome, amd_result, reason_code, duration_s, source
-         on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
-         do update set calls = t.calls + excluded.calls"
-    ));
-    let mut ring_times = Sql::new(dialect, "");
-    let list = ring_times.bind_text_rows(ids);
-    ring_times.push(&format!(
-        "insert into call_day_ring_times as t
-             (day, state, outcome, amd_result, reason_code, ring_ms, source, calls)
-         select day, state, outcome, amd_result, reason_code, ring_ms, source, -count(*)
-         from (select {day} as day, state, outcome,
-                      coalesce(amd_result, '') as amd_result,
-                      coalesce(reason_code, '') as reason_code,
-                      {RING_MS_BUCKET} as ring_ms, source
-               from calls
-               where conversation_id in ({list})
-                 and ring_ms is not null and connected_at is not null) as c
-         where true
-         group by day, state, outcome, amd_result, reason_code, ring_ms, source
-         order by day, state, outcome, amd_result, reason_code, ring_ms, source
-         on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
-         do update set calls = t.calls + excluded.calls"
-    ));
-    [slots, durations, ring_times]
+pub fn uncount_calls(dialect: Dialect, ids: &[String]) -> Vec<Sql> {
+    COUNT_TABLES
+        .iter()
+        .map(|table| {
+            let mut sql = Sql::new(dialect, "");
+            let list = sql.bind_text_rows(ids);
+            let (name, key) = (table.name, table.key());
+            // `where true`: without a `where`, SQLite would parse `on conflict` as a join's `on`.
+            sql.push(&format!(
+                "insert into {name} as t ({key}, calls)
+                 select {key}, -count(*)
+                 from ({}) as c
+                 where true
+                 group by {key}
+                 order by {key}
+                 on conflict ({key})
+                 do update set calls = t.calls + excluded.calls",
+                table.rows(dialect, &format!("conversation_id in ({list})"))
+            ));
+            sql
+        })
+        .collect()
 }
 
 #[cfg(test)]
