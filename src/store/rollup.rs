@@ -25,27 +25,18 @@ pub const SLOT_SECONDS: i64 = crate::stats::SLOT_SECONDS;
 /// Seconds in a UTC day.
 pub const DAY_SECONDS: i64 = 86_400;
 
-/// One row key of `call_slot_counts`.
+/// One row key of a statistics table, its columns in key order (see
+/// `statistics::COUNT_TABLES`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SlotKey {
-    pub slot: i64,
+pub struct CountKey {
+    /// The quarter-hour slot (`call_slot_counts`) or the UTC day of `occurred_at`.
+    pub time: i64,
     pub state: &'static str,
     pub outcome: &'static str,
     pub amd_result: &'static str,
     pub reason_code: String,
-    pub answered: i32,
-    pub source: &'static str,
-}
-
-/// One row key of `call_day_durations`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DurationKey {
-    pub day: i64,
-    pub state: &'static str,
-    pub outcome: &'static str,
-    pub amd_result: &'static str,
-    pub reason_code: String,
-    pub duration_s: i64,
+    /// Answered (0 or 1), the duration in seconds or the ring time, rounded.
+    pub value: i64,
     pub source: &'static str,
 }
 
@@ -58,25 +49,13 @@ pub fn ring_ms_bucket(ring_ms: i64) -> i64 {
     (ring_ms + RING_MS_STEP / 2).div_euclid(RING_MS_STEP) * RING_MS_STEP
 }
 
-/// One row key of `call_day_ring_times`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RingTimeKey {
-    pub day: i64,
-    pub state: &'static str,
-    pub outcome: &'static str,
-    pub amd_result: &'static str,
-    pub reason_code: String,
-    pub ring_ms: i64,
-    pub source: &'static str,
-}
-
 /// Changes to the statistics tables, one per key, sorted by key: every transaction takes
 /// the rows' locks in the same order, so two writers never deadlock on them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deltas {
-    pub slots: BTreeMap<SlotKey, i64>,
-    pub durations: BTreeMap<DurationKey, i64>,
-    pub ring_times: BTreeMap<RingTimeKey, i64>,
+    pub slots: BTreeMap<CountKey, i64>,
+    pub durations: BTreeMap<CountKey, i64>,
+    pub ring_times: BTreeMap<CountKey, i64>,
 }
 
 impl Deltas {
@@ -92,57 +71,52 @@ impl Deltas {
         for call in new {
             deltas.count(call, 1);
         }
-        deltas.slots.retain(|_, n| *n != 0);
-        deltas.durations.retain(|_, n| *n != 0);
-        deltas.ring_times.retain(|_, n| *n != 0);
+        for table in [
+            &mut deltas.slots,
+            &mut deltas.durations,
+            &mut deltas.ring_times,
+        ] {
+            table.retain(|_, n| *n != 0);
+        }
         deltas
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.durations.is_empty() && self.ring_times.is_empty()
+        self.tables().iter().all(|table| table.is_empty())
+    }
+
+    /// The changes of `call_slot_counts`, `call_day_durations` and `call_day_ring_times`,
+    /// in the order of `statistics::COUNT_TABLES`.
+    pub fn tables(&self) -> [&BTreeMap<CountKey, i64>; 3] {
+        [&self.slots, &self.durations, &self.ring_times]
     }
 
     fn count(&mut self, call: &Call, by: i64) {
         let seconds = call.occurred_at.timestamp();
-        let state = call.state.as_str();
-        let outcome = call.outcome.as_str();
-        let amd_result = call.amd_result.map_or("", |r| r.as_str());
-        let reason_code = call.reason_code.clone().unwrap_or_default();
-        let source = call.source.source();
+        let key = |unit: i64, value: i64| CountKey {
+            time: seconds.div_euclid(unit),
+            state: call.state.as_str(),
+            outcome: call.outcome.as_str(),
+            amd_result: call.amd_result.map_or("", |r| r.as_str()),
+            reason_code: call.reason_code.clone().unwrap_or_default(),
+            value,
+            source: call.source.source(),
+        };
         if let Some(duration_s) = call.duration_s {
-            let key = DurationKey {
-                day: seconds.div_euclid(DAY_SECONDS),
-                state,
-                outcome,
-                amd_result,
-                reason_code: reason_code.clone(),
-                duration_s,
-                source,
-            };
-            *self.durations.entry(key).or_default() += by;
+            *self
+                .durations
+                .entry(key(DAY_SECONDS, duration_s))
+                .or_default() += by;
         }
         if let (Some(ring_ms), Some(_)) = (call.ring_ms, call.connected_at) {
-            let key = RingTimeKey {
-                day: seconds.div_euclid(DAY_SECONDS),
-                state,
-                outcome,
-                amd_result,
-                reason_code: reason_code.clone(),
-                ring_ms: ring_ms_bucket(ring_ms),
-                source,
-            };
-            *self.ring_times.entry(key).or_default() += by;
+            let ring_ms = ring_ms_bucket(ring_ms);
+            *self
+                .ring_times
+                .entry(key(DAY_SECONDS, ring_ms))
+                .or_default() += by;
         }
-        let key = SlotKey {
-            slot: seconds.div_euclid(SLOT_SECONDS),
-            state,
-            outcome,
-            amd_result,
-            reason_code,
-            answered: i32::from(call.connected_at.is_some()),
-            source,
-        };
-        *self.slots.entry(key).or_default() += by;
+        let answered = i64::from(call.connected_at.is_some());
+        *self.slots.entry(key(SLOT_SECONDS, answered)).or_default() += by;
     }
 }
 
@@ -187,7 +161,7 @@ mod tests {
         assert_eq!(deltas.slots.len(), 1);
         let (key, n) = deltas.slots.iter().next().unwrap();
         assert_eq!(
-            (key.slot, key.state, key.amd_result, n),
+            (key.time, key.state, key.amd_result, n),
             (2, "in_progress", "", &1)
         );
         assert!(deltas.durations.is_empty());
@@ -201,7 +175,7 @@ mod tests {
         let slots: Vec<_> = deltas
             .slots
             .iter()
-            .map(|(k, n)| (k.state, k.answered, k.reason_code.as_str(), *n))
+            .map(|(k, n)| (k.state, k.value, k.reason_code.as_str(), *n))
             .collect();
         assert_eq!(
             slots,
@@ -213,7 +187,7 @@ mod tests {
         let durations: Vec<_> = deltas
             .durations
             .iter()
-            .map(|(k, n)| (k.day, k.amd_result, k.duration_s, *n))
+            .map(|(k, n)| (k.time, k.amd_result, k.value, *n))
             .collect();
         assert_eq!(durations, [(0, "amd_human_detected", 42, 1)]);
         assert!(deltas.ring_times.is_empty());
@@ -224,7 +198,7 @@ mod tests {
         let ring_times: Vec<_> = deltas
             .ring_times
             .iter()
-            .map(|(k, n)| (k.day, k.outcome, k.ring_ms, *n))
+            .map(|(k, n)| (k.time, k.outcome, k.value, *n))
             .collect();
         assert_eq!(ring_times, [(0, "human", 3_400, 1)]);
         assert!(deltas.slots.is_empty() && deltas.durations.is_empty());
@@ -263,7 +237,7 @@ mod tests {
         let mut with_duration = early.clone();
         with_duration.duration_s = Some(0);
         let deltas = Deltas::between([], [&with_duration]);
-        assert_eq!(deltas.slots.keys().next().unwrap().slot, -1);
-        assert_eq!(deltas.durations.keys().next().unwrap().day, -1);
+        assert_eq!(deltas.slots.keys().next().unwrap().time, -1);
+        assert_eq!(deltas.durations.keys().next().unwrap().time, -1);
     }
 }

@@ -323,6 +323,20 @@ pub(super) const COUNT_TABLES: [CountTable; 3] = [
 ];
 
 impl CountTable {
+    /// `insert into … (key columns, calls)`, for rows that follow in the order of
+    /// `store::rollup::CountRow`, then `calls`.
+    pub fn insert(&self) -> String {
+        format!("insert into {} ({}, calls) ", self.name, self.key())
+    }
+
+    /// The tail of [`CountTable::insert`]: a row adds to the row of its key.
+    pub fn add_on_conflict(&self) -> String {
+        format!(
+            " on conflict ({}) do update set calls = calls + excluded.calls",
+            self.key()
+        )
+    }
+
     /// The key columns, in key order.
     fn key(&self) -> String {
         let (time, value) = (self.time.0, self.value.0);

@@ -305,34 +305,18 @@ pub(super) fn bind_deliveries<'q, Q: Bind<'q>>(
 /// Binds the statistics deltas: the keys and changes of `call_slot_counts` (8 parameters),
 /// then of `call_day_durations` (8), then of `call_day_ring_times` (8).
 pub(super) fn bind_counts<'q, Q: Bind<'q>>(query: Q, deltas: &'q Deltas) -> Q {
-    let slots: Vec<_> = deltas.slots.iter().collect();
-    let durations: Vec<_> = deltas.durations.iter().collect();
-    let ring_times: Vec<_> = deltas.ring_times.iter().collect();
-    query
-        .add(map(&slots, |(k, _)| k.slot))
-        .add(map(&slots, |(k, _)| k.state))
-        .add(map(&slots, |(k, _)| k.outcome))
-        .add(map(&slots, |(k, _)| k.amd_result))
-        .add(map(&slots, |(k, _)| k.reason_code.as_str()))
-        .add(map(&slots, |(k, _)| k.answered))
-        .add(map(&slots, |(k, _)| k.source))
-        .add(map(&slots, |(_, n)| **n))
-        .add(map(&durations, |(k, _)| k.day))
-        .add(map(&durations, |(k, _)| k.state))
-        .add(map(&durations, |(k, _)| k.outcome))
-        .add(map(&durations, |(k, _)| k.amd_result))
-        .add(map(&durations, |(k, _)| k.reason_code.as_str()))
-        .add(map(&durations, |(k, _)| k.duration_s))
-        .add(map(&durations, |(k, _)| k.source))
-        .add(map(&durations, |(_, n)| **n))
-        .add(map(&ring_times, |(k, _)| k.day))
-        .add(map(&ring_times, |(k, _)| k.state))
-        .add(map(&ring_times, |(k, _)| k.outcome))
-        .add(map(&ring_times, |(k, _)| k.amd_result))
-        .add(map(&ring_times, |(k, _)| k.reason_code.as_str()))
-        .add(map(&ring_times, |(k, _)| k.ring_ms))
-        .add(map(&ring_times, |(k, _)| k.source))
-        .add(map(&ring_times, |(_, n)| **n))
+    deltas.tables().into_iter().fold(query, |query, changes| {
+        let rows: Vec<_> = changes.iter().collect();
+        query
+            .add(map(&rows, |(k, _)| k.time))
+            .add(map(&rows, |(k, _)| k.state))
+            .add(map(&rows, |(k, _)| k.outcome))
+            .add(map(&rows, |(k, _)| k.amd_result))
+            .add(map(&rows, |(k, _)| k.reason_code.as_str()))
+            .add(map(&rows, |(k, _)| k.value))
+            .add(map(&rows, |(k, _)| k.source))
+            .add(map(&rows, |(_, n)| **n))
+    })
 }
 
 /// A query that takes parameters: `sqlx::query` and `sqlx::query_as` alike, so that the

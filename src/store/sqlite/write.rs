@@ -12,6 +12,7 @@ use crate::store::Result;
 use crate::store::columns::CALL_COLUMNS;
 use crate::store::rollup::Deltas;
 use crate::store::rows::{CallRow, sip_code_to_column};
+use crate::store::statistics::COUNT_TABLES;
 
 /// Rows per multi-row statement: 21 columns × 500 rows stays well under SQLite's limit of
 /// 32,766 bound parameters.
@@ -74,33 +75,6 @@ pub(super) const CALLS_ON_CONFLICT: &str = " on conflict (conversation_id) do up
         ring_ms = excluded.ring_ms,
         connect_ms = excluded.connect_ms";
 
-/// The head of the statement that adds to `call_slot_counts`.
-pub(super) const INSERT_SLOT_COUNTS: &str = "insert into call_slot_counts
-        (slot, state, outcome, amd_result, reason_code, answered, source, calls) ";
-
-/// The tail of [`INSERT_SLOT_COUNTS`]: a delta adds to the row of its key.
-pub(super) const SLOT_COUNTS_ON_CONFLICT: &str =
-    " on conflict (slot, state, outcome, amd_result, reason_code, answered, source)
-      do update set calls = calls + excluded.calls";
-
-/// The head of the statement that adds to `call_day_durations`.
-pub(super) const INSERT_DAY_DURATIONS: &str = "insert into call_day_durations
-        (day, state, outcome, amd_result, reason_code, duration_s, source, calls) ";
-
-/// The tail of [`INSERT_DAY_DURATIONS`]: a delta adds to the row of its key.
-pub(super) const DAY_DURATIONS_ON_CONFLICT: &str =
-    " on conflict (day, state, outcome, amd_result, reason_code, duration_s, source)
-      do update set calls = calls + excluded.calls";
-
-/// The head of the statement that adds to `call_day_ring_times`.
-pub(super) const INSERT_DAY_RING_TIMES: &str = "insert into call_day_ring_times
-        (day, state, outcome, amd_result, reason_code, ring_ms, source, calls) ";
-
-/// The tail of [`INSERT_DAY_RING_TIMES`]: a delta adds to the row of its key.
-pub(super) const DAY_RING_TIMES_ON_CONFLICT: &str =
-    " on conflict (day, state, outcome, amd_result, reason_code, ring_ms, source)
-      do update set calls = calls + excluded.calls";
-
 /// Pushes the statements that write the records over the calls' rows.
 fn push_calls<'q>(query: &mut QueryBuilder<'q, Sqlite>, calls: &'q [Call], updated_at: String) {
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
@@ -135,52 +109,22 @@ fn push_calls<'q>(query: &mut QueryBuilder<'q, Sqlite>, calls: &'q [Call], updat
 
 /// Pushes the statements that add the deltas to the statistics tables.
 fn push_counts<'q>(query: &mut QueryBuilder<'q, Sqlite>, deltas: &'q Deltas) {
-    let slots: Vec<_> = deltas.slots.iter().collect();
-    for chunk in slots.chunks(ROWS_PER_STATEMENT) {
-        query.push(INSERT_SLOT_COUNTS);
-        query.push_values(chunk, |mut row, (key, n)| {
-            row.push_bind(key.slot)
-                .push_bind(key.state)
-                .push_bind(key.outcome)
-                .push_bind(key.amd_result)
-                .push_bind(key.reason_code.as_str())
-                .push_bind(key.answered)
-                .push_bind(key.source)
-                .push_bind(**n);
-        });
-        query.push(SLOT_COUNTS_ON_CONFLICT);
-        query.push(";\n");
-    }
-    let durations: Vec<_> = deltas.durations.iter().collect();
-    for chunk in durations.chunks(ROWS_PER_STATEMENT) {
-        query.push(INSERT_DAY_DURATIONS);
-        query.push_values(chunk, |mut row, (key, n)| {
-            row.push_bind(key.day)
-                .push_bind(key.state)
-                .push_bind(key.outcome)
-                .push_bind(key.amd_result)
-                .push_bind(key.reason_code.as_str())
-                .push_bind(key.duration_s)
-                .push_bind(key.source)
-                .push_bind(**n);
-        });
-        query.push(DAY_DURATIONS_ON_CONFLICT);
-        query.push(";\n");
-    }
-    let ring_times: Vec<_> = deltas.ring_times.iter().collect();
-    for chunk in ring_times.chunks(ROWS_PER_STATEMENT) {
-        query.push(INSERT_DAY_RING_TIMES);
-        query.push_values(chunk, |mut row, (key, n)| {
-            row.push_bind(key.day)
-                .push_bind(key.state)
-                .push_bind(key.outcome)
-                .push_bind(key.amd_result)
-                .push_bind(key.reason_code.as_str())
-                .push_bind(key.ring_ms)
-                .push_bind(key.source)
-                .push_bind(**n);
-        });
-        query.push(DAY_RING_TIMES_ON_CONFLICT);
-        query.push(";\n");
+    for (table, changes) in COUNT_TABLES.iter().zip(deltas.tables()) {
+        let changes: Vec<_> = changes.iter().collect();
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            query.push(table.insert());
+            query.push_values(chunk, |mut row, (key, n)| {
+                row.push_bind(key.time)
+                    .push_bind(key.state)
+                    .push_bind(key.outcome)
+                    .push_bind(key.amd_result)
+                    .push_bind(key.reason_code.as_str())
+                    .push_bind(key.value)
+                    .push_bind(key.source)
+                    .push_bind(**n);
+            });
+            query.push(table.add_on_conflict());
+            query.push(";\n");
+        }
     }
 }

@@ -9,10 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use sqlx::types::Json;
 
 use super::super::utc_text;
-use super::super::write::{
-    CALLS_ON_CONFLICT, DAY_DURATIONS_ON_CONFLICT, DAY_RING_TIMES_ON_CONFLICT, INSERT_CALLS,
-    INSERT_DAY_DURATIONS, INSERT_DAY_RING_TIMES, INSERT_SLOT_COUNTS, SLOT_COUNTS_ON_CONFLICT,
-};
+use super::super::write::{CALLS_ON_CONFLICT, INSERT_CALLS};
 use super::Item;
 use crate::call::{self, Call, Ended};
 use crate::notification::Notification;
@@ -20,6 +17,7 @@ use crate::store::batch::{EventKey, Pending, Plan, fold_calls, recorded};
 use crate::store::columns::{DELIVERY_FIELD_LIST, DELIVERY_FIELDS, EVENT_FIELD_LIST, EVENT_FIELDS};
 use crate::store::rollup::Deltas;
 use crate::store::rows::{EVENT_AND_CALL_COLUMNS, EventAndCallRow, EventRow, sip_code_to_column};
+use crate::store::statistics::COUNT_TABLES;
 use crate::store::{Recorded, Result, StoreError};
 
 /// Records a batch in one `begin immediate` transaction; see [`crate::store::batch`] for
@@ -310,62 +308,29 @@ fn write_calls(tx: &Transaction<'_>, calls: &[Call]) -> Result<()> {
 
 /// Adds the deltas to the statistics tables.
 fn add_counts(tx: &Transaction<'_>, deltas: &Deltas) -> Result<()> {
-    static ADD_SLOT: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "{INSERT_SLOT_COUNTS} values ({}) {SLOT_COUNTS_ON_CONFLICT}",
-            params(8)
-        )
+    static ADD: LazyLock<Vec<String>> = LazyLock::new(|| {
+        COUNT_TABLES
+            .iter()
+            .map(|table| {
+                let (insert, on_conflict) = (table.insert(), table.add_on_conflict());
+                format!("{insert} values ({}) {on_conflict}", params(8))
+            })
+            .collect()
     });
-    static ADD_DURATION: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "{INSERT_DAY_DURATIONS} values ({}) {DAY_DURATIONS_ON_CONFLICT}",
-            params(8)
-        )
-    });
-    static ADD_RING_TIME: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "{INSERT_DAY_RING_TIMES} values ({}) {DAY_RING_TIMES_ON_CONFLICT}",
-            params(8)
-        )
-    });
-    let mut add = tx.prepare_cached(&ADD_SLOT)?;
-    for (key, n) in &deltas.slots {
-        add.execute((
-            key.slot,
-            key.state,
-            key.outcome,
-            key.amd_result,
-            key.reason_code.as_str(),
-            key.answered,
-            key.source,
-            n,
-        ))?;
-    }
-    let mut add = tx.prepare_cached(&ADD_DURATION)?;
-    for (key, n) in &deltas.durations {
-        add.execute((
-            key.day,
-            key.state,
-            key.outcome,
-            key.amd_result,
-            key.reason_code.as_str(),
-            key.duration_s,
-            key.source,
-            n,
-        ))?;
-    }
-    let mut add = tx.prepare_cached(&ADD_RING_TIME)?;
-    for (key, n) in &deltas.ring_times {
-        add.execute((
-            key.day,
-            key.state,
-            key.outcome,
-            key.amd_result,
-            key.reason_code.as_str(),
-            key.ring_ms,
-            key.source,
-            n,
-        ))?;
+    for (statement, changes) in ADD.iter().zip(deltas.tables()) {
+        let mut add = tx.prepare_cached(statement)?;
+        for (key, n) in changes {
+            add.execute((
+                key.time,
+                key.state,
+                key.outcome,
+                key.amd_result,
+                key.reason_code.as_str(),
+                key.value,
+                key.source,
+                n,
+            ))?;
+        }
     }
     Ok(())
 }
