@@ -8,7 +8,7 @@
 //! `bench/outage.sh` (`cargo bench --bench ingest_load -- --outage [options]`), which documents
 //! the options. Loopback traffic only.
 
-use crate::{load, notifications};
+use crate::{load, notify_requests};
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};
@@ -21,7 +21,7 @@ use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use load::{Pace, Plan, Requests};
+use load::{Pace, Plan};
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -236,21 +236,6 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         bail!("some checks failed (see above)");
     }
     Ok(())
-}
-
-fn notify_requests(target: SocketAddr, run: u64, connection: usize) -> Requests {
-    let mut stream = notifications::Stream::new(run, connection);
-    Box::new(move |buffer: &mut Vec<u8>| {
-        let body = stream.next_body();
-        buffer.extend_from_slice(
-            format!(
-                "POST /notify HTTP/1.1\r\nhost: {target}\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-    })
 }
 
 /// `GET /readyz`'s body, or `None` when it did not answer.
